@@ -1,0 +1,244 @@
+"""Every page of the Streamlit app, driven headless with streamlit.testing.v1.AppTest.
+
+Pages that need the demo models (``make models``) are checked for a clear message when
+models/ is empty, and fully exercised (including a verification that must claim the
+Malicious suspect and clear the clean one) when it is complete.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from xmark_core.app_support import demo
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+DEMO = demo.demo_status()
+needs_demo = pytest.mark.skipif(not DEMO.ready, reason=f"demo models not built: {DEMO.message()}")
+
+
+def _texts(at, kind):
+    return [e.value for e in getattr(at, kind)]
+
+
+def _ok(at):
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, _texts(at, "error")
+
+
+def open_app(n=16, size=128):
+    """The app with a small demo phantom picked in the sidebar."""
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    _ok(at)
+    at.sidebar.number_input(key="xm_ph_n").set_value(n)
+    at.sidebar.selectbox(key="xm_ph_size").set_value(size)
+    at.run()
+    _ok(at)
+    return at
+
+
+def page(at, name):
+    at.switch_page(f"app_pages/{name}.py")
+    at.run()
+    return at
+
+
+@pytest.fixture(scope="module")
+def app():
+    return open_app()
+
+
+def test_overview_and_sidebar(app):
+    at = page(app, "home")
+    _ok(at)
+    assert at.title[0].value == "X-Mark"
+    assert len(at.get("page_link")) == 7
+    assert at.sidebar.selectbox(key="xm_source").value == "Demo phantom"
+    assert "16 images" in " ".join(_texts(at.sidebar, "caption"))
+    if not DEMO.ready:
+        assert any("make models" in t for t in _texts(at, "info"))
+
+
+def test_dataset_page_browses_images_masks_and_counts(app):
+    at = page(app, "dataset")
+    _ok(at)
+    assert at.title[0].value == "Dataset"
+    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("image")) >= 1
+    assert set(at.multiselect(key="ds_masks").value) == {"left_lung", "right_lung", "heart", "lesion"}
+    at.selectbox(key="ds_cls").set_value("Cardiomegaly").run()
+    _ok(at)
+    assert at.slider(key="ds_idx").max == 4  # 16 phantoms, one finding in four
+    at.radio(key="ds_window").set_value("bone").run()
+    _ok(at)
+
+
+def _png(value=128, size=48):
+    import cv2
+
+    ok, buf = cv2.imencode(".png", np.full((size, size), value, np.uint8))
+    return buf.tobytes()
+
+
+def test_folder_and_uploaded_images_open_in_the_dataset_page(tmp_path):
+    for cls in ("normal", "effusion"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            (tmp_path / cls / f"{i}.png").write_bytes(_png(60 + 40 * i))
+    at = open_app()
+    at.sidebar.selectbox(key="xm_source").set_value("Folder").run()
+    at.sidebar.text_input(key="xm_path_Folder").input(str(tmp_path)).run()
+    _ok(at)
+    assert len(at.session_state["xm_dataset"]) == 4
+    at = page(at, "dataset")
+    _ok(at)
+    assert at.selectbox(key="ds_cls").options[1:] == at.session_state["xm_dataset"].classes
+
+    at.sidebar.selectbox(key="xm_source").set_value("Uploaded files").run()
+    at.sidebar.file_uploader(key="xm_uploads").set_value(
+        [("a.png", _png(), "image/png"), ("b.png", _png(200), "image/png")]).run()
+    _ok(at)
+    assert [r.image_id for r in at.session_state["xm_dataset"].records] == ["a.png", "b.png"]
+    assert "2 uploaded image(s)" == at.session_state["xm_dataset_name"]
+
+
+def test_bad_paths_and_uploads_give_messages_not_tracebacks():
+    at = open_app()
+    at.sidebar.selectbox(key="xm_source").set_value("Folder").run()
+    at.sidebar.text_input(key="xm_path_Folder").input("/no/such/folder").run()
+    assert not at.exception
+    assert any("no such file or folder" in e for e in _texts(at.sidebar, "error"))
+    at = page(at, "dataset")
+    assert not at.exception and any("Pick a dataset" in t for t in _texts(at, "info"))
+    at.sidebar.selectbox(key="xm_source").set_value("Uploaded files").run()
+    at.sidebar.file_uploader(key="xm_uploads").set_value(("scan.png", b"not a png", "image/png")).run()
+    assert not at.exception
+    assert any("scan.png" in e for e in _texts(at.sidebar, "error"))
+
+
+@pytest.mark.parametrize("name", ["saliency", "inspector", "quality", "verify", "robustness"])
+def test_model_pages_without_models_say_how_to_get_them(name, monkeypatch, tmp_path):
+    monkeypatch.setenv("XMARK_MODELS", str(tmp_path))
+    at = page(open_app(), name)
+    assert not at.exception
+    assert any("make models" in t for t in _texts(at, "info"))
+
+
+def test_evidence_page_without_a_run_points_to_verify(app):
+    at = page(app, "evidence")
+    _ok(at)
+    assert any("Verify" in t for t in _texts(at, "info"))
+
+
+@needs_demo
+def test_saliency_page(app):
+    at = page(app, "saliency")
+    _ok(at)
+    assert len(at.get("image")) == 2
+    assert at.selectbox(key="sal_layer").options[0].startswith("default")
+    at.radio(key="sal_method").set_value("gradcam").run()
+    _ok(at)
+    at.slider(key="sal_area").set_value(0.5).run()
+    _ok(at)
+    assert "open on 5" in " ".join(_texts(at, "caption")) or len(at.get("image")) == 2
+
+
+@needs_demo
+def test_inspector_page_metrics_and_comparisons(app):
+    at = page(app, "inspector")
+    _ok(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["PSNR"].split()[0]) > 30
+    assert 0.9 < float(metrics["SSIM"]) <= 1.0
+    assert len(at.get("plotly_chart")) == 1
+    at.radio(key="insp_preset").set_value("lung").run()
+    assert at.slider(key="insp_center").value == pytest.approx(0.35)
+    at.radio(key="insp_mode").set_value("Swipe").run()
+    _ok(at)
+    assert at.slider(key="insp_swipe").value == 0.5
+    at.radio(key="insp_mode").set_value("Blink").run()
+    _ok(at)
+    assert at.toggle(key="insp_show_wm").value is False
+
+
+@needs_demo
+def test_quality_page_measures_and_runs_a_reader_study(app, tmp_path):
+    at = page(app, "quality")
+    _ok(at)
+    at.number_input(key="q_n").set_value(4).run()
+    at.button(key="q_run").click().run()
+    _ok(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images"] == "4"
+    assert len(at.get("plotly_chart")) == 2
+
+    csv = tmp_path / "study.csv"
+    at.text_input(key="rs_csv").input(str(csv)).run()
+    at.number_input(key="rs_n").set_value(2).run()
+    at.button(key="rs_start").click().run()
+    for _ in range(2):
+        at.radio[-1].set_value("A (left)")
+        at.get("form_submit_button")[0].click()
+        at.run()
+        _ok(at)
+    assert csv.is_file() and len(csv.read_text().splitlines()) == 3
+    assert any("of 2 trials" in t for t in _texts(at, "success") + _texts(at, "warning"))
+
+
+def _verify(at, suspect_key, test="Fixed m: paired t-test (DVBW)", m=60):
+    at = page(at, "verify")
+    _ok(at)
+    at.selectbox(key="v_suspect").set_value(demo.SUSPECT_LABELS[suspect_key])
+    at.radio(key="v_test").set_value(test)
+    at.number_input(key="v_m").set_value(m)
+    at.run()
+    at.button(key="v_run").click().run()
+    _ok(at)
+    return at
+
+
+@needs_demo
+def test_verify_claims_the_malicious_suspect_and_evidence_downloads(app):
+    at = _verify(app, "malicious")
+    assert any("Ownership is claimed" in t for t in _texts(at, "error")) or \
+        any("Ownership claimed" in e.value for e in at.get("alert")), "expected a claim"
+    res = at.session_state["xm_verification"]["result"]
+    assert res.decision and res.p_value < 0.01 and res.n_queries == 60
+    at = page(at, "evidence")
+    _ok(at)
+    labels = [b.label for b in at.get("download_button")]
+    assert "Download evidence.json" in labels and "Download report.html" in labels
+    assert len(at.get("arrow_data_frame")) >= 3 or len(at.dataframe) >= 3
+
+
+@needs_demo
+def test_verify_does_not_claim_the_clean_suspect(app):
+    at = _verify(app, "clean", test="Sequential (anytime-valid, stops once the evidence suffices)")
+    res = at.session_state["xm_verification"]["result"]
+    assert not res.decision
+    assert any("No claim" in t for t in _texts(at, "info"))
+
+
+@needs_demo
+def test_verify_unreachable_endpoint_is_an_error_message(app):
+    at = page(app, "verify")
+    at.selectbox(key="v_suspect").set_value("HTTP endpoint").run()
+    at.text_input(key="v_url").input("http://127.0.0.1:9").run()
+    at.button(key="v_run").click().run()
+    assert not at.exception
+    assert any("Verification failed" in e for e in _texts(at, "error"))
+
+
+@needs_demo
+def test_robustness_page_attacks_and_reverifies(app):
+    at = page(app, "robustness")
+    _ok(at)
+    at.selectbox(key="r_attack").set_value("jpeg").run()
+    at.number_input(key="r_m").set_value(20).run()
+    at.button(key="r_run").click().run()
+    _ok(at)
+    hist = at.session_state["r_history"]
+    assert hist[-1]["attack"] == "jpeg(quality=75)" and hist[-1]["claim"] in ("yes", "no")
+    assert np.isfinite(hist[-1]["ΔP"])

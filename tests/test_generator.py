@@ -1,0 +1,171 @@
+"""Generator: quality, saliency confinement, specificity, keys, tiling, checkpoints.
+
+A module fixture trains a real (tiny) surrogate and two generators on a 64 px phantom set.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from xmark_core.data.base import to_arrays
+from xmark_core.data.phantom import PhantomDataset
+from xmark_core.generator import losses as L
+from xmark_core.generator.model import Marker, build_generator, load_marker, saliency_gate
+from xmark_core.generator.train import GeneratorTrainConfig, save_generator, train_generator
+from xmark_core.nets.checkpoint import save_checkpoint
+from xmark_core.nets.train import TrainConfig, train_classifier
+from xmark_core.quality import psnr, ssim
+
+TARGET = 1
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.manual_seed(0)
+    ds = PhantomDataset(160, size=SIZE, seed=0)
+    X, y = to_arrays(ds, SIZE)
+    cls_cfg = TrainConfig(epochs=4, input_size=SIZE, seed=0, val_fraction=0.0, arch_kwargs={"width": 8})
+    sur = train_classifier(X, y, list(ds.classes), cls_cfg).model
+    gcfg = GeneratorTrainConfig(base=8, epochs=3, batch_size=32, key=1, seed=0)
+    res = train_generator(sur, X, y, TARGET, gcfg)
+    res2 = train_generator(sur, X, y, TARGET, GeneratorTrainConfig(base=8, epochs=3, batch_size=32, key=2, seed=1))
+    Xq, _ = to_arrays(PhantomDataset(12, size=SIZE, seed=7), SIZE)
+    dev = torch.device("cpu")
+    return {
+        "ds": ds, "sur": sur, "res": res, "classes": list(ds.classes), "Xq": Xq[:, 0],
+        "marker": Marker(sur, res.generator, input_size=SIZE, target=TARGET, device=dev),
+        "marker2": Marker(sur, res2.generator, input_size=SIZE, target=TARGET, device=dev),
+    }
+
+
+def test_history_logs_every_loss_term(trained):
+    hist = trained["res"].history
+    assert len(hist) == 3
+    for key in ("eff_nontarget", "eff_target", "eff_scale", "ssim", "mse", "highfreq", "specificity",
+                "total", "asr", "psnr"):
+        assert key in hist[-1] and np.isfinite(hist[-1][key]), key
+    # training moved the surrogate toward the target on marked non-target images
+    assert hist[-1]["eff_nontarget"] < hist[0]["eff_nontarget"]
+
+
+def test_quality_bar(trained):
+    x = trained["Xq"]
+    xw = trained["marker"].mark(x)
+    assert xw.shape == x.shape and xw.dtype == np.float32
+    assert xw.min() >= 0.0 and xw.max() <= 1.0
+    p = [psnr(a, b) for a, b in zip(x, xw)]
+    s = [ssim(a, b) for a, b in zip(x, xw)]
+    assert np.mean(p) >= 38.0 and np.min(p) >= 36.0, p
+    assert np.mean(s) >= 0.97, s
+    assert np.abs(xw - x).max() <= trained["res"].config.eps + 1e-6
+    assert not np.array_equal(x, xw)  # there is a mark at all
+
+
+def test_energy_inside_salient_region(trained):
+    mk, x = trained["marker"], trained["Xq"]
+    sal = mk.saliency(x)
+    d = mk.perturbation(x, sal)
+    shares = []
+    for di, si in zip(d, sal):
+        top = si >= np.quantile(si, 0.7)
+        shares.append(float((di**2)[top].sum() / (di**2).sum()))
+    assert np.mean(shares) >= 0.8 and np.min(shares) >= 0.7, shares
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_marks_are_sample_specific_and_deterministic(trained):
+    mk, x = trained["marker"], trained["Xq"]
+    d = mk.perturbation(x)
+    corr = [_corr(d[i], d[j]) for i in range(len(d)) for j in range(i + 1, len(d))]
+    assert np.mean(corr) < 0.6 and np.max(corr) < 0.95, (np.mean(corr), np.max(corr))
+    assert np.array_equal(d, mk.perturbation(x))  # same image, same key: same mark
+    assert np.array_equal(d[3], mk.perturbation(x[3])[0])  # batch-independent
+
+
+def test_other_key_gives_other_mark(trained):
+    x = trained["Xq"]
+    d1, d2 = trained["marker"].perturbation(x), trained["marker2"].perturbation(x)
+    corr = [_corr(a, b) for a, b in zip(d1, d2)]
+    assert np.mean(corr) < 0.7, corr
+    # the key enters the network: same weights, other key code -> other output
+    g = trained["marker"].generator
+    g_other = build_generator(**{**g.arch_kwargs(), "key": 99})
+    state = {k: v for k, v in g.state_dict().items() if k != "key_code"}
+    g_other.load_state_dict(state, strict=False)
+    xt = torch.from_numpy(x[:2, None])
+    s = torch.rand_like(xt)
+    with torch.no_grad():
+        assert not torch.allclose(g(xt, s), g_other(xt, s))
+
+
+def test_tiled_matches_untiled_on_large_image(trained):
+    import cv2
+
+    big = cv2.resize(trained["Xq"][0], (333, 301), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    mk = trained["marker"]
+    whole = Marker(mk.surrogate, mk.generator, SIZE, tile=1024, device=torch.device("cpu"))
+    tiled = Marker(mk.surrogate, mk.generator, SIZE, tile=128, overlap=48, device=torch.device("cpu"))
+    a, b = whole.perturbation(big)[0], tiled.perturbation(big)[0]
+    assert a.shape == big.shape
+    eps = mk.generator.eps
+    assert np.abs(a - b).max() < 0.05 * eps, np.abs(a - b).max() / eps
+    # no seam: the tiled mark is as smooth across tile borders as elsewhere
+    assert np.abs(np.diff(b, axis=1)).max() <= np.abs(np.diff(a, axis=1)).max() + 0.05 * eps
+
+
+def test_work_size_marks_large_images_at_low_resolution(trained):
+    import cv2
+
+    big = cv2.resize(trained["Xq"][1], (256, 256), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    mk = trained["marker"]
+    m = Marker(mk.surrogate, mk.generator, SIZE, work_size=64, device=torch.device("cpu"))
+    d = m.perturbation(big)[0]
+    assert d.shape == (256, 256) and np.abs(d).max() <= mk.generator.eps + 1e-6
+    small = mk.perturbation(cv2.resize(big, (64, 64), interpolation=cv2.INTER_AREA))[0]
+    back = cv2.resize(d, (64, 64), interpolation=cv2.INTER_AREA)
+    assert _corr(back, small) > 0.9
+
+
+def test_gate_and_losses_on_tensors():
+    s = torch.linspace(0, 1, 64 * 64).view(1, 1, 64, 64)
+    g = saliency_gate(s, area=0.25, temp=0.02)
+    assert 0.2 < float((g > 0.5).float().mean()) < 0.3
+    x = torch.rand(4, 1, 32, 32)
+    assert float(L.ssim(x, x).min()) == pytest.approx(1.0, abs=1e-5)
+    d = torch.randn(4, 1, 32, 32)
+    smooth = torch.nn.functional.interpolate(torch.randn(4, 1, 4, 4), size=(32, 32), mode="bilinear")
+    assert L.highfreq_loss(d, 1.0) > 10 * L.highfreq_loss(smooth, 1.0)
+    same = torch.ones(4, 1, 8, 8) * torch.randn(1, 1, 8, 8)
+    assert float(L.specificity_loss(same, 0.5)) > 0.2
+    assert float(L.specificity_loss(torch.randn(8, 1, 16, 16), 0.5)) == 0.0
+    r = L.random_rescale(x, 0.25, torch.Generator().manual_seed(0))
+    assert r.shape == x.shape
+
+
+def test_checkpoint_round_trip(trained, tmp_path):
+    sur_path, gen_path = tmp_path / "sur.pt", tmp_path / "gen.pt"
+    sur = trained["sur"]
+    save_checkpoint(sur_path, sur, kind="classifier", arch=sur.arch, arch_kwargs=sur.arch_kwargs,
+                    classes=trained["classes"], input_size=SIZE)
+    from xmark_core.hashing import sha256_file
+
+    save_generator(gen_path, trained["res"], surrogate_sha256=sha256_file(sur_path), classes=trained["classes"])
+    mk = load_marker(sur_path, gen_path, device="cpu")
+    assert mk.target == TARGET and mk.key == 1 and mk.input_size == SIZE
+    x = trained["Xq"][:4]
+    np.testing.assert_allclose(mk.mark(x), trained["marker"].mark(x), atol=1e-6)
+    # a generator is tied to its surrogate: another surrogate file is refused
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, sur, kind="classifier", arch=sur.arch, arch_kwargs=sur.arch_kwargs,
+                    classes=trained["classes"], input_size=SIZE, extra={"note": "different file"})
+    from xmark_core.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="trained with surrogate"):
+        load_marker(other, gen_path)

@@ -1,0 +1,345 @@
+"""The verification protocol: query draw, logging, shuffling, early stopping, replay checks,
+the scenario table, and end-to-end claims on the 64 px phantom with really trained models
+(a model trained on a marked release is claimed, a model trained on clean data is not)."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from xmark_core.errors import DataError, SuspectError
+from xmark_core.hashing import sha256_array
+from xmark_core.verify.protocol import (
+    VerifyConfig,
+    compare_logs,
+    draw_queries,
+    heldout_pool,
+    run_verification,
+)
+from xmark_core.verify.scenarios import run_scenarios, standard_scenarios
+from xmark_core.verify.suspects import TorchSuspect, labels_only
+
+CLASSES = ["No Finding", "Cardiomegaly", "Effusion"]
+TARGET = 1
+
+
+class CornerModel(nn.Module):
+    """Target logit grows with the brightness of the top-left corner (a 'learned' trigger)."""
+
+    def __init__(self, gain: float = 8.0):
+        super().__init__()
+        self.gain = gain
+
+    def forward(self, x):
+        c = x[:, 0, :4, :4].mean((1, 2))
+        return torch.stack([torch.zeros_like(c), self.gain * c - 2, torch.zeros_like(c)], 1)
+
+
+class CornerMarker:
+    """Fake watermark: sets the top-left corner to ``value`` (stands in for the generator)."""
+
+    def __init__(self, value: float = 1.0):
+        self.value = value
+
+    def mark(self, images):
+        out = np.array(images, dtype=np.float32, copy=True)
+        out[:, :4, :4] = self.value
+        return out
+
+
+class Spy:
+    """Wraps a suspect and keeps every request it receives."""
+
+    def __init__(self, inner):
+        self.inner, self.requests = inner, []
+        self.classes, self.input_size, self.output = inner.classes, inner.input_size, inner.output
+
+    def predict(self, images):
+        self.requests.append([np.array(im) for im in images])
+        return self.inner.predict(images)
+
+    def identity(self):
+        return self.inner.identity()
+
+
+def pool(n=150, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    return [0.3 * rng.random((size, size), dtype=np.float32) for _ in range(n)], [f"img-{i}" for i in range(n)]
+
+
+@pytest.fixture()
+def suspect():
+    return TorchSuspect(CornerModel(), CLASSES, 32, device="cpu")
+
+
+# ----------------------------------------------------------------------------- protocol
+
+
+def test_draw_is_seeded_and_logged(suspect):
+    images, ids = pool()
+    cfg = VerifyConfig(m=40, seed=3, batch_size=16)
+    a = run_verification(suspect, CornerMarker(), images, ids, TARGET, cfg)
+    b = run_verification(suspect, CornerMarker(), images, ids, TARGET, cfg)
+    assert a.log == b.log and a.p_value == b.p_value
+    drawn = [q["image_id"] for q in a.log]
+    assert drawn == [ids[i] for i in draw_queries(len(ids), 40, 3)] and len(set(drawn)) == 40
+    q = a.log[5]
+    i = ids.index(q["image_id"])
+    assert q["sha256_original"] == sha256_array(images[i])
+    assert q["sha256_watermarked"] == sha256_array(CornerMarker().mark(images[i][None])[0])
+    assert q["p_w"] > 0.9 > 0.3 > q["p_b"] and q["label_w"] == TARGET
+    other = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=4))
+    assert [q["image_id"] for q in other.log] != drawn
+    assert a.decision and a.p_value < 1e-10 and a.wsr == 1.0 and a.clean_target_rate == 0.0
+    assert a.delta_p == pytest.approx(np.mean([q["p_w"] - q["p_b"] for q in a.log]))
+    assert a.pool["size"] == 150 and a.complete and not a.stopped_early
+
+
+def test_benign_and_marked_queries_are_shuffled_within_requests(suspect):
+    images, ids = pool()
+    spy = Spy(suspect)
+    run_verification(spy, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, batch_size=20))
+    assert [len(r) for r in spy.requests] == [40, 40]
+    for req in spy.requests:
+        marked = np.array([im[:4, :4].min() == 1.0 for im in req])
+        assert marked.sum() == 20
+        assert not (marked[20:].all() and not marked[:20].any())  # not simply [benign..., marked...]
+
+
+def test_innocent_model_is_not_claimed_by_any_test(suspect):
+    images, ids = pool()
+    null_marker = CornerMarker(value=0.15)  # marks that do not move the model
+    for test in ("ttest", "sequential", "label"):
+        r = run_verification(suspect, null_marker, images, ids, TARGET, VerifyConfig(test=test))
+        assert not r.decision and r.p_value > 0.5, test
+        assert all(v is None or v > 0.5 for v in r.supporting.values())
+
+
+def test_sequential_stops_early_and_reports_partials(suspect):
+    images, ids = pool()
+    seen = []
+    r = run_verification(suspect, CornerMarker(), images, ids, TARGET,
+                         VerifyConfig(test="sequential", batch_size=5), on_query=seen.append)
+    assert r.decision and r.stopped_early and r.n_queries < 40 and r.p_value <= 0.01
+    assert [s.complete for s in seen] == [False] * (len(seen) - 1) + [True]
+    assert [s.n_queries for s in seen] == list(range(5, r.n_queries + 1, 5))
+    assert np.all(np.diff(r.running_p) <= 0) and r.running_p[-1] <= 0.01
+
+
+def test_labels_only_suspect(suspect):
+    images, ids = pool()
+    lab = labels_only(suspect)
+    with pytest.raises(SuspectError, match="labels only"):
+        run_verification(lab, CornerMarker(), images, ids, TARGET, VerifyConfig(test="ttest"))
+    r = run_verification(lab, CornerMarker(), images, ids, TARGET, VerifyConfig(test="label"))
+    assert r.decision and r.supporting["ttest"] is None and r.details["n10"] == 100
+    assert {q["p_w"] for q in r.log} == {1.0} and {q["p_b"] for q in r.log} == {0.0}
+
+
+def test_bad_inputs_are_clear_errors(suspect):
+    images, ids = pool(30)
+    with pytest.raises(DataError, match="pool has 30 images"):
+        run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=100))
+    with pytest.raises(DataError, match="image ids"):
+        run_verification(suspect, CornerMarker(), images, ids[:-1], TARGET, VerifyConfig(m=10))
+    with pytest.raises(DataError, match="target"):
+        run_verification(suspect, CornerMarker(), images, ids, 7, VerifyConfig(m=10))
+
+    class Cropper:
+        def mark(self, x):
+            return x[:, :-1]
+
+    with pytest.raises(ValueError, match="marker returned shape"):
+        run_verification(suspect, Cropper(), images, ids, TARGET, VerifyConfig(m=10))
+    with pytest.raises(ValueError):
+        VerifyConfig(test="wilcoxon")
+
+
+def test_compare_logs_finds_changes(suspect):
+    images, ids = pool()
+    r = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=20))
+    assert compare_logs(r.log, r.log)["match"]
+    changed = [dict(q) for q in r.log]
+    changed[3]["p_w"] -= 0.01
+    changed[4]["sha256_original"] = "0" * 64
+    out = compare_logs(r.log, changed)
+    assert not out["match"] and out["n_problems"] == 2 and out["max_abs_diff"] == pytest.approx(0.01)
+    images[ids.index(r.log[0]["image_id"])][0, 0] += 0.01  # one pixel of one query image changed
+    replay = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=20))
+    assert "different pixels" in compare_logs(r.log, replay.log)["problems"][0]
+
+
+def test_scenario_table(suspect):
+    images, ids = pool()
+    clean = TorchSuspect(CornerModel(gain=0.0), CLASSES, 32, device="cpu")
+    table, results = run_scenarios(standard_scenarios(suspect, clean, CornerMarker(), CornerMarker(0.2)),
+                                   images, ids, TARGET, VerifyConfig())
+    assert list(table["scenario"]) == ["Malicious", "Ind-M", "Ind-T"]
+    assert list(table["claimed"]) == [True, False, False] and table["correct"].all()
+    assert table.loc[0, "p_value"] < 1e-6 and (table.loc[1:, "p_value"] > 0.05).all()
+    assert len(results) == 3 and set(table.columns) >= {"delta_p", "wsr", "p_sequential", "p_label"}
+
+
+def test_heldout_pool_excludes_target_and_released():
+    from xmark_core.data.phantom import PhantomDataset
+
+    ds = PhantomDataset(12, size=32, seed=5)
+    images, ids = heldout_pool(ds, target=1, exclude_ids=["phantom-5-0"])
+    labels = ds.labels()
+    assert ids == [f"phantom-5-{i}" for i in range(1, 12) if labels[i] != 1]
+    assert images[0].shape == (32, 32) and np.array_equal(images[0], ds[2].image)
+
+
+# ----------------------------------------------------------------------------- real training
+
+
+class PatternMarker:
+    """A fixed, faint checkerboard (amplitude 0.1): the classic static clean-label mark,
+    standing in for the learned generator in this end-to-end test of the protocol."""
+
+    def __init__(self, size: int = 64, amp: float = 0.1):
+        yy, xx = np.mgrid[:size, :size]
+        self.pattern = (amp * np.sign(np.sin(xx * np.pi / 4) * np.sin(yy * np.pi / 4))).astype(np.float32)
+
+    def mark(self, images):
+        return np.clip(np.asarray(images, np.float32) + self.pattern, 0, 1)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """Two small CNNs on the 64 px phantom: one on a release where half of the target images
+    carry the mark (labels untouched), one on the clean data.  About 1 min on 2 busy cores."""
+    from xmark_core.data.base import to_arrays
+    from xmark_core.data.phantom import PhantomDataset
+    from xmark_core.nets.train import TrainConfig, train_classifier
+
+    torch.set_num_threads(1)
+    ds = PhantomDataset(320, size=64, seed=0)
+    X, y = to_arrays(ds, 64)
+    marker = PatternMarker()
+    rng = np.random.default_rng(0)
+    idx = np.flatnonzero(y == TARGET)
+    sel = rng.choice(idx, len(idx) // 2, replace=False)
+    Xw = X.copy()
+    Xw[sel, 0] = marker.mark(X[sel, 0])
+    cfg = TrainConfig(epochs=6, batch_size=32, lr=3e-3, seed=0, arch_kwargs={"width": 8},
+                      val_fraction=0.0, augment=False)
+    classes = list(ds.classes)
+    models = {name: TorchSuspect(train_classifier(data, y, classes, cfg).model, classes, 64, device="cpu")
+              for name, data in (("release", Xw), ("clean", X))}
+    torch.set_num_threads(2)
+    heldout = PhantomDataset(160, size=64, seed=99)  # never part of any training set
+    images, ids = heldout_pool(heldout, TARGET)
+    return models, marker, list(images), ids  # rendered once, queried six times
+
+
+@pytest.mark.slow
+def test_model_trained_on_release_is_claimed_and_clean_model_is_not(trained):
+    models, marker, images, ids = trained
+    cfg = VerifyConfig(m=100, tau=0.2, alpha=0.01, seed=0)
+    guilty = run_verification(models["release"], marker, images, ids, TARGET, cfg)
+    innocent = run_verification(models["clean"], marker, images, ids, TARGET, cfg)
+    assert guilty.decision and guilty.p_value < 0.01 and guilty.delta_p > 0.3 and guilty.wsr > 0.5
+    assert not innocent.decision and innocent.p_value > 0.05 and innocent.delta_p < 0.2
+    # The other tests on the same queries agree (the early-stopping path is tested above).
+    assert guilty.supporting["sequential"] < 0.01 and guilty.supporting["label"] < 0.01
+    assert innocent.supporting["sequential"] > 0.05 and innocent.supporting["label"] > 0.05
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture(scope="module")
+def owner_files(tmp_path_factory):
+    """A real owner record from `embed_release` with an untrained generator (the CLI's
+    mechanics do not need an effective mark) and a suspect checkpoint."""
+    from xmark_core.data.phantom import FINDINGS, PhantomDataset
+    from xmark_core.embed import embed_release
+    from xmark_core.generator.model import build_generator, load_marker
+    from xmark_core.hashing import sha256_file
+    from xmark_core.nets import build_classifier, save_checkpoint
+
+    d = tmp_path_factory.mktemp("owner")
+    classes = list(FINDINGS)
+    sur = build_classifier("smallcnn", 4, width=4).eval()
+    save_checkpoint(d / "surrogate.pt", sur, kind="classifier", arch="smallcnn", arch_kwargs=sur.arch_kwargs,
+                    classes=classes, input_size=64)
+    gen = build_generator("unet", base=4, depth=2, eps=0.03, key=5).eval()
+    save_checkpoint(d / "G.pt", gen, kind="generator", arch="unet", arch_kwargs=gen.arch_kwargs(),
+                    input_size=64, extra={"target": TARGET, "input_size": 64,
+                                          "surrogate_sha256": sha256_file(d / "surrogate.pt")})
+    marker = load_marker(d / "surrogate.pt", d / "G.pt", device="cpu")
+    res = embed_release(PhantomDataset(12, size=64, seed=0), marker, TARGET, d / "embed", rho=0.5)
+    torch.manual_seed(1)
+    sus = build_classifier("smallcnn", 4, width=4).eval()
+    save_checkpoint(d / "suspect.pt", sus, kind="classifier", arch="smallcnn", arch_kwargs=sus.arch_kwargs,
+                    classes=classes, input_size=48)
+    return {"surrogate": d / "surrogate.pt", "generator": d / "G.pt", "record": res.owner_record_path,
+            "suspect": d / "suspect.pt", "dir": d}
+
+
+def _verify_args(f, suspect, out, *extra):
+    return ["verify", "--suspect", str(suspect), "--surrogate", str(f["surrogate"]), "--generator",
+            str(f["generator"]), "--owner-record", str(f["record"]), "--data", "phantom:40:64:99",
+            "--out", str(out), "--m", "12", "--batch-size", "5", "--json", *extra]
+
+
+def test_cli_verify_bundle_and_replay(owner_files, tmp_path, capsys):
+    import json
+
+    from xmark_core.cli import main
+    from xmark_core.report import load_evidence
+
+    f = owner_files
+    assert main(_verify_args(f, f["suspect"], tmp_path / "ev")) == 0
+    summary = json.loads(capsys.readouterr().out)
+    ev = load_evidence(tmp_path / "ev" / "evidence.json")
+    assert summary["p_value"] == ev["result"]["p_value"] and summary["owner_ok"] is True
+    assert ev["owner"]["commitment_ok"] and ev["owner"]["generator_ok"] and ev["owner"]["surrogate_ok"]
+    assert ev["suspect"]["input_size"] == 48 and ev["result"]["target_name"] == "Cardiomegaly"
+    assert ev["result"]["n_queries"] == 12 and ev["data"]["spec"] == "phantom:40:64:99"
+    assert all(q["image_id"].startswith("phantom-99-") for q in ev["log"])
+    assert (tmp_path / "ev" / "report.html").stat().st_size > 10_000
+
+    replay = ["verify", "--replay", str(tmp_path / "ev" / "evidence.json"), "--owner-record",
+              str(f["record"]), "--out", str(tmp_path / "rp"), "--json"]
+    assert main(replay) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["match"] and rep["max_abs_diff"] == 0.0 and rep["watermark_hashes_match"]
+
+    # A changed owner record breaks the replay: the evidence is tied to the commitment.
+    record = json.loads(f["record"].read_text())
+    record["key_note"] = "edited later"
+    edited = tmp_path / "edited_record.json"
+    edited.write_text(json.dumps(record))
+    assert main([*replay[:3], "--owner-record", str(edited), "--json"]) == 1
+    rep = json.loads(capsys.readouterr().out)
+    assert not rep["match"] and any("commitment" in p for p in rep["problems"])
+
+    # Another suspect file in place of the recorded one is caught too.
+    assert main([*replay, "--suspect", str(f["surrogate"]), "--input-size", "48"]) == 1
+    rep = json.loads(capsys.readouterr().out)
+    assert any("suspect hash" in p for p in rep["problems"])
+
+
+def test_cli_refuses_other_target_and_http_equals_local(owner_files, tmp_path, capsys):
+    from test_http import UvicornThread
+
+    from xmark_core.cli import main
+    from xmark_core.report import load_evidence
+    from xmark_core.verify.server import create_app, service_from_checkpoint
+
+    f = owner_files
+    assert main(_verify_args(f, f["suspect"], tmp_path / "x", "--target", "Pleural Effusion")) == 2
+    assert "commits to target" in capsys.readouterr().err
+    assert main(_verify_args(f, f["suspect"], tmp_path / "local")) == 0
+    with UvicornThread(create_app(service_from_checkpoint(f["suspect"], device="cpu"))) as srv:
+        assert main(_verify_args(f, srv.url, tmp_path / "http")) == 0
+    capsys.readouterr()
+    local = load_evidence(tmp_path / "local" / "evidence.json")
+    remote = load_evidence(tmp_path / "http" / "evidence.json")
+    assert remote["suspect"]["kind"] == "http" and remote["suspect"]["sha256"] == local["suspect"]["sha256"]
+    for a, b in zip(local["log"], remote["log"]):
+        assert a["sha256_watermarked"] == b["sha256_watermarked"]
+        assert a["p_b"] == pytest.approx(b["p_b"], abs=1e-6) and a["p_w"] == pytest.approx(b["p_w"], abs=1e-6)
+    assert remote["result"]["p_value"] == pytest.approx(local["result"]["p_value"], rel=1e-4, abs=1e-12)

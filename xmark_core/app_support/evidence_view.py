@@ -1,0 +1,101 @@
+"""What the Evidence page shows and offers for download, built with :mod:`xmark_core.report`."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def owner_files(bundle: Any) -> dict[str, str] | None:
+    """Paths of the owner record and the checkpoints it commits to (demo bundle), if present."""
+    record = bundle.path("owner_record")
+    if not record.is_file():
+        return None
+    return {"record": str(record), "generator": str(bundle.path("generator")),
+            "surrogate": str(bundle.path("surrogate"))}
+
+
+@dataclass
+class CommitmentCheck:
+    ok: bool
+    message: str
+    details: dict[str, Any] | None
+
+
+def commitment_check(files: dict[str, str] | None) -> CommitmentCheck:
+    """Check the owner record's commitment and the generator/surrogate hashes it names."""
+    if not files:
+        return CommitmentCheck(False, "No owner record for this generator: the result is not tied to a "
+                                      "published commitment.", None)
+    from xmark_core.errors import XMarkError
+    from xmark_core.report import check_owner_record
+
+    try:
+        d = check_owner_record(files["record"], generator=files["generator"], surrogate=files["surrogate"])
+    except XMarkError as e:
+        return CommitmentCheck(False, f"The owner record cannot be checked: {e}", None)
+    if d["ok"]:
+        msg = (f"The owner record matches its published commitment {d['commitment'][:16]}… and names the "
+               "generator and surrogate used here.")
+    elif not d["commitment_ok"]:
+        msg = "The owner record does NOT match its published commitment: it was changed after release."
+    else:
+        msg = "The generator or surrogate used here is not the one the owner record commits to."
+    return CommitmentCheck(bool(d["ok"]), msg, d)
+
+
+def parameter_rows(result: Any, last: dict[str, Any]) -> list[dict[str, str]]:
+    """The test's settings as (parameter, value) rows."""
+    cfg = result.config
+    rows = [
+        ("test", result.test), ("queries m (planned)", cfg.m), ("queries made", result.n_queries),
+        ("margin τ", cfg.tau), ("level α", cfg.alpha), ("seed", cfg.seed),
+        ("target class", f"{result.target} ({result.target_name})"), ("query images", last.get("queries")),
+        ("query pool size", result.pool.get("size")), ("run at (UTC)", last.get("created_utc")),
+    ]
+    return [{"parameter": k, "value": str(v)} for k, v in rows]
+
+
+def supporting_rows(result: Any) -> list[dict[str, str]]:
+    """p-values of every test on the same queries (the decision uses the pre-registered one)."""
+    return [{"test": k, "p-value": "n/a" if v is None else f"{v:.3g}",
+             "used for the decision": "yes" if k == result.test else "no"}
+            for k, v in result.supporting.items()]
+
+
+def evidence_dict(last: dict[str, Any]) -> dict[str, Any]:
+    """The ``evidence.json`` content of the last verification (see :func:`xmark_core.report.build_evidence`)."""
+    from xmark_core.report import build_evidence
+
+    check = commitment_check(last.get("owner_files"))
+    return build_evidence(
+        last["result"], last["suspect"], owner=check.details, marker=last.get("marker"),
+        data={"queries": last.get("queries")}, command=["xmark app", "verify"],
+        created=last.get("created_utc"),
+    )
+
+
+def evidence_files(last: dict[str, Any], pdf: bool = True) -> dict[str, bytes] | None:
+    """``evidence.json``, ``report.html`` (and ``report.pdf``) as bytes; None if the report
+    module is not installed."""
+    try:
+        from xmark_core import report
+    except ModuleNotFoundError:
+        return None
+    ev = evidence_dict(last)
+    files = {"evidence.json": (json.dumps(ev, indent=2, sort_keys=True) + "\n").encode(),
+             "report.html": report.render_html(ev).encode()}
+    if pdf:
+        with tempfile.TemporaryDirectory() as d:
+            path = Path(d) / "report.pdf"
+            report.write_pdf(ev, path)
+            files["report.pdf"] = path.read_bytes()
+    return files

@@ -1,0 +1,54 @@
+"""Series for the live verification plots, from a (partial) ``VerificationResult``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class LiveSeries:
+    """Per-query arrays of a verification run so far.
+
+    Attributes
+    ----------
+    p_b, p_w : target-class probability on benign / watermarked queries
+    running_p : anytime-valid (betting) p-value after each query
+    running_wsr : share of watermarked queries labelled the target, after each query
+    """
+
+    p_b: np.ndarray
+    p_w: np.ndarray
+    running_p: np.ndarray
+    running_wsr: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.p_b)
+
+
+def live_series(result: Any) -> LiveSeries:
+    """Arrays for :func:`xmark_core.app_support.figures.verification_figure`."""
+    log = result.log
+    p_b = np.array([q["p_b"] for q in log], float)
+    p_w = np.array([q["p_w"] for q in log], float)
+    hits = np.array([q["label_w"] == result.target for q in log], float)
+    wsr = np.cumsum(hits) / np.arange(1, len(hits) + 1) if len(hits) else np.zeros(0)
+    rp = np.asarray(result.running_p, float)
+    return LiveSeries(p_b=p_b, p_w=p_w, running_p=rp, running_wsr=wsr)
+
+
+def log_table(result: Any, class_names: list[str] | None = None) -> list[dict[str, Any]]:
+    """The query log as rows for a table, with label names and ``P_w - P_b``."""
+    names = class_names or []
+    rows = []
+    for q in result.log:
+        rows.append({
+            "query": q["index"] + 1, "image": q["image_id"], "P_b": round(q["p_b"], 4),
+            "P_w": round(q["p_w"], 4), "P_w - P_b": round(q["p_w"] - q["p_b"], 4),
+            "label (benign)": names[q["label_b"]] if q["label_b"] < len(names) else q["label_b"],
+            "label (watermarked)": names[q["label_w"]] if q["label_w"] < len(names) else q["label_w"],
+        })
+    return rows

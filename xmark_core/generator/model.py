@@ -1,0 +1,369 @@
+"""Conditional U-Net watermark generator and the :class:`Marker` that applies it.
+
+The generator maps an image ``x`` and its saliency map ``s`` to a residual ``r`` and
+returns the perturbation ``delta = eps * tanh(r) * gate(s)``: bounded by ``eps`` per
+pixel and confined by a soft gate to the region the surrogate classifier relies on.
+It is fully convolutional (any size; inputs are padded to a multiple of ``2**depth``)
+and has no normalisation layer whose statistics span the image, so a large image can
+be processed in overlapping tiles that blend into the same result.
+
+This module holds only what applying a trained generator needs; training lives in
+:mod:`xmark_core.generator.train` (verification imports this module, never that one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xmark_core.device import get_device
+from xmark_core.errors import CheckpointError, DataError
+
+ARCHS = ("unet",)
+KEY_DIM = 16
+
+
+def key_code(key: int, dim: int = KEY_DIM) -> torch.Tensor:
+    """Deterministic unit-variance code of an owner key (the same on every machine)."""
+    rng = np.random.default_rng([int(key) & 0xFFFFFFFF, 0x584D41524B])
+    return torch.from_numpy(rng.standard_normal(dim).astype(np.float32))
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    # No BatchNorm/GroupNorm: statistics over the whole image would make tiles differ
+    # from the untiled result.
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1), nn.LeakyReLU(0.1),
+        nn.Conv2d(cout, cout, 3, padding=1), nn.LeakyReLU(0.1),
+    )
+
+
+def saliency_gate(s: torch.Tensor, area: float, temp: float) -> torch.Tensor:
+    """Soft gate ``sigmoid((s - q) / temp)`` with ``q`` the per-image ``1 - area`` quantile.
+
+    A quantile threshold (not a fixed one) keeps the marked region at about ``area`` of
+    the image whatever the spread of the saliency map. The quantile is taken on a
+    64x64 average-pooled copy, so it is cheap and identical for tiled application.
+
+    Parameters
+    ----------
+    s : (N, 1, H, W) saliency in [0, 1]
+    area : fraction of the image the gate opens on (0 < area <= 1)
+    temp : softness of the edge, in saliency units
+    """
+    if area >= 1.0:
+        return torch.ones_like(s)
+    small = F.adaptive_avg_pool2d(s, (min(64, s.shape[-2]), min(64, s.shape[-1])))
+    q = torch.quantile(small.flatten(1), 1.0 - area, dim=1).view(-1, 1, 1, 1)
+    return torch.sigmoid((s - q) / temp)
+
+
+class WatermarkGenerator(nn.Module):
+    """Conditional U-Net ``G(x, s) -> delta``.
+
+    Parameters
+    ----------
+    base : channels of the first level (doubled at each level down)
+    depth : number of 2x down-samplings
+    eps : per-pixel bound of the perturbation (images are on a [0, 1] scale)
+    gate_area : share of the image (top saliency) the gate opens on
+    gate_temp : softness of the gate edge
+    key : owner key; seeds the initial weights and enters the bottleneck as a bias
+    """
+
+    def __init__(
+        self,
+        base: int = 16,
+        depth: int = 3,
+        eps: float = 0.02,
+        gate_area: float = 0.25,
+        gate_temp: float = 0.04,
+        key: int = 0,
+    ):
+        super().__init__()
+        self.base, self.depth, self.key = int(base), int(depth), int(key)
+        self.eps, self.gate_area, self.gate_temp = float(eps), float(gate_area), float(gate_temp)
+        chans = [base * 2**i for i in range(depth + 1)]
+        # Weights are initialised from the key so two owners never start from the same net.
+        fork = torch.random.fork_rng(devices=[])
+        with fork:
+            torch.manual_seed(0x5EED ^ (self.key & 0x7FFFFFFF))
+            self.enc = nn.ModuleList([_block(2, chans[0])] + [
+                _block(chans[i], chans[i + 1]) for i in range(depth)
+            ])
+            self.key_proj = nn.Linear(KEY_DIM, chans[-1])
+            self.up = nn.ModuleList([
+                nn.Conv2d(chans[i + 1], chans[i], 1) for i in reversed(range(depth))
+            ])
+            self.dec = nn.ModuleList([_block(2 * chans[i], chans[i]) for i in reversed(range(depth))])
+            self.head = nn.Conv2d(chans[0], 1, 1)
+            nn.init.normal_(self.head.weight, std=1e-3)
+            nn.init.zeros_(self.head.bias)
+        self.register_buffer("key_code", key_code(self.key))
+
+    @property
+    def multiple(self) -> int:
+        return 2**self.depth
+
+    def arch_kwargs(self) -> dict[str, Any]:
+        """Constructor arguments, as stored in a checkpoint."""
+        return {
+            "base": self.base, "depth": self.depth, "eps": self.eps,
+            "gate_area": self.gate_area, "gate_temp": self.gate_temp, "key": self.key,
+        }
+
+    def residual(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """Unbounded residual ``r`` (N, 1, H, W); inputs are reflect-padded as needed."""
+        h, w = x.shape[-2:]
+        m = self.multiple
+        ph, pw = (-h) % m, (-w) % m
+        z = torch.cat([x * 2 - 1, s * 2 - 1], dim=1)
+        if ph or pw:
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            z = F.pad(z, (0, pw, 0, ph), mode=mode)
+        skips = []
+        for i, block in enumerate(self.enc):
+            z = block(z if i == 0 else F.avg_pool2d(z, 2))
+            skips.append(z)
+        z = z + self.key_proj(self.key_code)[None, :, None, None]
+        for up, dec, skip in zip(self.up, self.dec, reversed(skips[:-1])):
+            z = up(F.interpolate(z, scale_factor=2.0, mode="bilinear", align_corners=False))
+            z = dec(torch.cat([z, skip], dim=1))
+        return self.head(z)[..., :h, :w]
+
+    def gate(self, s: torch.Tensor) -> torch.Tensor:
+        return saliency_gate(s, self.gate_area, self.gate_temp)
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """Perturbation ``delta = eps * tanh(r) * gate(s)`` for (N, 1, H, W) inputs in [0, 1]."""
+        return self.eps * torch.tanh(self.residual(x, s)) * self.gate(s)
+
+
+def build_generator(arch: str = "unet", **kwargs: Any) -> WatermarkGenerator:
+    """Build a watermark generator by name (the loader of ``kind="generator"`` checkpoints).
+
+    Parameters
+    ----------
+    arch : ``"unet"`` (the only architecture so far)
+    **kwargs : :class:`WatermarkGenerator` arguments (base, depth, eps, gate_area, gate_temp, key)
+    """
+    if arch not in ARCHS:
+        raise CheckpointError(f"unknown generator architecture {arch!r}; expected one of {ARCHS}")
+    return WatermarkGenerator(**kwargs)
+
+
+def _ramp(n: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
+    """1-D blending weights of a tile: linear ramps over ``overlap`` at inner edges."""
+    w = np.ones(n, np.float32)
+    if overlap > 0:
+        r = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+        if not at_start:
+            w[:overlap] = np.minimum(w[:overlap], r)
+        if not at_end:
+            w[-overlap:] = np.minimum(w[-overlap:], r[::-1])
+    return w
+
+
+def _tile_starts(size: int, tile: int, step: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    return list(range(0, size - tile, step)) + [size - tile]
+
+
+def tiled_residual(
+    gen: WatermarkGenerator, x: torch.Tensor, s: torch.Tensor, tile: int, overlap: int
+) -> torch.Tensor:
+    """``tanh(r)`` of (N, 1, H, W) images computed in overlapping, blended tiles.
+
+    The image is first padded to a multiple of ``2**depth`` exactly as the untiled path
+    does, and tile origins sit on that grid, so every tile pools the same cells as the
+    whole image would. Tiles overlap by ``overlap`` pixels and are cross-faded linearly:
+    no seam, and the result matches the untiled one to within a small tolerance (the
+    U-Net's zero padding at a tile edge only affects pixels the ramp down-weights).
+    """
+    h, w = x.shape[-2:]
+    m = gen.multiple
+    ph, pw = (-h) % m, (-w) % m
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x, s = F.pad(x, (0, pw, 0, ph), mode=mode), F.pad(s, (0, pw, 0, ph), mode=mode)
+    H, W = x.shape[-2:]
+    tile = max(m, (tile // m) * m)
+    overlap = (min(overlap, tile // 2) // m) * m
+    step = tile - overlap
+    acc = torch.zeros((x.shape[0], 1, H, W), dtype=x.dtype, device=x.device)
+    wsum = torch.zeros((1, 1, H, W), dtype=x.dtype, device=x.device)
+    for y0 in _tile_starts(H, tile, step):
+        th = min(tile, H - y0)
+        wy = _ramp(th, overlap, y0 == 0, y0 + th >= H)
+        for x0 in _tile_starts(W, tile, step):
+            tw = min(tile, W - x0)
+            wx = _ramp(tw, overlap, x0 == 0, x0 + tw >= W)
+            wt = torch.from_numpy(np.outer(wy, wx)).to(x)[None, None]
+            win = (..., slice(y0, y0 + th), slice(x0, x0 + tw))
+            acc[win] += torch.tanh(gen.residual(x[win], s[win])) * wt
+            wsum[win] += wt
+    return (acc / wsum)[..., :h, :w]
+
+
+def _as_batch(images: np.ndarray) -> np.ndarray:
+    a = np.asarray(images)
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim == 4 and a.shape[1] == 1:
+        a = a[:, 0]
+    if a.ndim != 3:
+        raise DataError(f"expected images of shape (N, H, W) or (H, W), got {a.shape}")
+    if a.size and (np.nanmin(a) < -1e-6 or np.nanmax(a) > 1 + 1e-6):
+        raise DataError("images must be float intensities in [0, 1]; convert with xmark_core.data.io")
+    return a.astype(np.float32, copy=False)
+
+
+def _resize_stack(a: np.ndarray, hw: tuple[int, int], cubic: bool = False) -> np.ndarray:
+    """Resize (N, H, W) float arrays: area when shrinking, bicubic when asked (upsampling)."""
+    interp = cv2.INTER_CUBIC if cubic else cv2.INTER_AREA
+    return np.stack([cv2.resize(m, (hw[1], hw[0]), interpolation=interp) for m in a]).astype(np.float32)
+
+
+@dataclass
+class Marker:
+    """A surrogate classifier and a trained generator: everything needed to mark images.
+
+    Attributes
+    ----------
+    surrogate : the owner's classifier (an ``nn.Module`` taking (N, 1, S, S) in [0, 1])
+    generator : the trained :class:`WatermarkGenerator`
+    input_size : the surrogate's input size S (saliency is computed there, then upsampled)
+    target : target class index the generator was trained for
+    cam_method : ``"eigencam"`` (design default) or ``"gradcam"``
+    tile, overlap : images with a side above ``tile`` are processed in blended tiles
+    work_size : if set, images whose longer side exceeds it are marked at that size and
+        the perturbation is upsampled (bicubic) to the image: a mark whose scale is
+        relative to the anatomy, and constant cost per image. ``None``: native resolution.
+    batch_size : images per forward pass
+    info : provenance (checkpoint hashes, training config) for owner records
+    """
+
+    surrogate: nn.Module
+    generator: WatermarkGenerator
+    input_size: int
+    target: int | None = None
+    cam_method: str = "eigencam"
+    tile: int = 512
+    overlap: int = 64
+    work_size: int | None = None
+    batch_size: int = 16
+    device: torch.device | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.device = self.device or get_device()
+        self.surrogate = self.surrogate.to(self.device).eval()
+        self.generator = self.generator.to(self.device).eval()
+
+    @property
+    def key(self) -> int:
+        return self.generator.key
+
+    def saliency(self, images: np.ndarray) -> np.ndarray:
+        """Saliency maps (N, H, W) in [0, 1] at the images' own resolution."""
+        from xmark_core.saliency import saliency_maps
+
+        batch = _as_batch(images)
+        return saliency_maps(
+            self.surrogate, batch[:, None], method=self.cam_method,
+            input_size=self.input_size, batch_size=self.batch_size,
+        ).astype(np.float32)
+
+    @torch.no_grad()
+    def perturbation(self, images: np.ndarray, saliency: np.ndarray | None = None) -> np.ndarray:
+        """Perturbations ``delta`` (N, H, W) before clipping; deterministic for given weights.
+
+        Parameters
+        ----------
+        images : (N, H, W) or (H, W) float in [0, 1], any size (all images of one call share it)
+        saliency : optional precomputed maps of the same shape (else computed here)
+        """
+        batch = _as_batch(images)
+        sal = self.saliency(batch) if saliency is None else _as_batch(saliency)
+        h, w = batch.shape[1:]
+        if self.work_size and max(h, w) > self.work_size:
+            f = self.work_size / max(h, w)
+            hw = (max(1, round(h * f)), max(1, round(w * f)))
+            small = self._perturb(_resize_stack(batch, hw), _resize_stack(sal, hw))
+            up = _resize_stack(small, (h, w), cubic=True)
+            return np.clip(up, -self.generator.eps, self.generator.eps)
+        return self._perturb(batch, sal)
+
+    def _perturb(self, batch: np.ndarray, sal: np.ndarray) -> np.ndarray:
+        gen = self.generator
+        out = np.empty_like(batch)
+        big = max(batch.shape[1:]) > self.tile
+        step = 1 if big else self.batch_size
+        for i in range(0, len(batch), step):
+            x = torch.from_numpy(np.ascontiguousarray(batch[i:i + step, None])).to(self.device)
+            s = torch.from_numpy(np.ascontiguousarray(sal[i:i + step, None])).to(self.device)
+            if big:
+                t = tiled_residual(gen, x, s, self.tile, self.overlap)
+            else:
+                t = torch.tanh(gen.residual(x, s))
+            out[i:i + step] = (gen.eps * t * gen.gate(s))[:, 0].cpu().numpy()
+        return out
+
+    def mark(self, images: np.ndarray, saliency: np.ndarray | None = None) -> np.ndarray:
+        """Watermarked images ``clip(x + delta, 0, 1)``, same shape as the input batch."""
+        batch = _as_batch(images)
+        marked = np.clip(batch + self.perturbation(batch, saliency), 0.0, 1.0)
+        return marked.reshape(np.shape(images)).astype(np.float32)
+
+    def identity(self) -> dict[str, Any]:
+        """What an owner record stores about this marker."""
+        return {
+            "key": self.key, "target": self.target, "input_size": self.input_size,
+            "cam_method": self.cam_method, "work_size": self.work_size,
+            "generator": self.generator.arch_kwargs(), **self.info,
+        }
+
+
+def load_marker(
+    surrogate_ckpt: str | Path,
+    generator_ckpt: str | Path,
+    device: torch.device | str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Marker:
+    """Load a :class:`Marker` from a surrogate and a generator checkpoint.
+
+    Raises :class:`CheckpointError` if the generator was trained with another surrogate
+    (its saliency would not match) or a file holds the wrong kind of model.
+    """
+    from xmark_core.nets.checkpoint import load_checkpoint
+
+    dev = get_device(str(device)) if device is not None else get_device()
+    sur = load_checkpoint(surrogate_ckpt, device=dev)
+    gen = load_checkpoint(generator_ckpt, device=dev)
+    if sur.kind != "classifier":
+        raise CheckpointError(f"{surrogate_ckpt}: expected a classifier checkpoint, got kind {sur.kind!r}")
+    if gen.kind != "generator":
+        raise CheckpointError(f"{generator_ckpt}: expected a generator checkpoint, got kind {gen.kind!r}")
+    extra = gen.extra or {}
+    want = extra.get("surrogate_sha256")
+    if want and want != sur.sha256:
+        raise CheckpointError(
+            f"{generator_ckpt}: trained with surrogate {want[:12]}..., but {surrogate_ckpt} is "
+            f"{sur.sha256[:12]}...; pass the surrogate the generator was trained with"
+        )
+    input_size = int(sur.input_size or extra.get("input_size") or 64)
+    return Marker(
+        surrogate=sur.model, generator=gen.model, input_size=input_size,
+        target=extra.get("target"), cam_method=extra.get("cam_method", "eigencam"), device=dev,
+        info={"generator_sha256": gen.sha256, "surrogate_sha256": sur.sha256,
+              "classes": sur.classes},
+    )

@@ -1,0 +1,349 @@
+"""The black-box verification protocol: draw queries, mark them, ask the suspect, test.
+
+``run_verification`` draws ``m`` held-out non-target images with a recorded seed, queries
+the suspect on each image ``x`` and its watermarked version ``G(x)`` (benign and marked
+versions shuffled within each request so a server cannot tell them apart by position),
+logs every query (image id, SHA-256 of both arrays, ``P_b``, ``P_w``), and runs the
+pre-registered test.  The same seed, pool, suspect and marker reproduce the same numbers
+(:func:`compare_logs` checks a replay).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from xmark_core.errors import DataError, SuspectError
+from xmark_core.hashing import canonical_json, sha256_array, sha256_bytes
+from xmark_core.verify import stats
+from xmark_core.verify.suspects import Suspect
+
+
+class MarkerLike(Protocol):
+    def mark(self, images: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class VerifyConfig:
+    """Parameters of one verification (all recorded in the evidence).
+
+    Attributes
+    ----------
+    m : number of paired queries (the maximum for the sequential test)
+    tau : margin of ``H0: E[P_w - P_b] <= tau``
+    alpha : level: the largest accepted probability of accusing an innocent model
+    test : "ttest" (DVBW paired t-test), "sequential" (anytime-valid betting test, stops
+        as soon as the evidence suffices) or "label" (exact test on target-label hits)
+    seed : seed of the query draw and of the in-request shuffling
+    batch_size : query images per round (each round sends ``2 * batch_size`` images)
+    max_bet : largest fraction of capital the sequential test risks on one query
+    """
+
+    m: int = 100
+    tau: float = 0.2
+    alpha: float = 0.01
+    test: str = "ttest"
+    seed: int = 0
+    batch_size: int = 20
+    max_bet: float = 0.75
+
+    def __post_init__(self) -> None:
+        if self.test not in stats.TESTS:
+            raise ValueError(f"test must be one of {stats.TESTS}, got {self.test!r}")
+        if self.m < 2:
+            raise ValueError("m must be at least 2")
+        if not 0 < self.alpha < 1:
+            raise ValueError("alpha must be in (0, 1)")
+        if not 0 <= self.tau < 1:
+            raise ValueError("tau must be in [0, 1)")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be positive")
+
+
+@dataclass
+class VerificationResult:
+    """Outcome of :func:`run_verification` (also passed, partial, to ``on_query``).
+
+    Attributes
+    ----------
+    test, delta_p, p_value, statistic, decision : from the pre-registered test
+    wsr : watermark success rate: share of watermarked queries labelled the target
+    clean_target_rate : share of benign queries labelled the target
+    n_queries : paired queries made
+    target, target_name : the target class
+    complete : False for the partial results given to ``on_query``
+    stopped_early : the sequential test stopped before ``m`` queries
+    supporting : p-values of the other tests on the same queries, for information only
+        (the decision uses ``test``); the sequential entry is distribution-free
+    running_p, running_e : anytime-valid p-value and e-value after each query
+    log : one dict per query (index, image_id, sha256_original, sha256_watermarked,
+        p_b, p_w, label_b, label_w)
+    pool : size of the held-out pool and hash of its image ids (the draw depends on both)
+    config : the :class:`VerifyConfig`
+    details : test-specific extras
+    """
+
+    test: str
+    delta_p: float
+    p_value: float
+    statistic: float
+    decision: bool
+    wsr: float
+    clean_target_rate: float
+    n_queries: int
+    target: int
+    target_name: str
+    complete: bool
+    stopped_early: bool
+    supporting: dict[str, float | None]
+    running_p: list[float]
+    running_e: list[float]
+    log: list[dict[str, Any]]
+    pool: dict[str, Any]
+    config: VerifyConfig
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def verdict(self) -> str:
+        """One plain sentence for a reader who is not a statistician."""
+        cfg = self.config
+        if self.decision:
+            return (f"The suspect model reacts to the owner's watermark: on {self.n_queries} images "
+                    f"the watermark raised its '{self.target_name}' score by {self.delta_p:.2f} on "
+                    f"average, more than the margin {cfg.tau:g}; an innocent model would show this "
+                    f"with probability at most {self.p_value:.2g} (p-value), below the agreed "
+                    f"level {cfg.alpha:g}. Ownership is claimed.")
+        return (f"The evidence does not reach the agreed level: the watermark raised the "
+                f"'{self.target_name}' score by {self.delta_p:.2f} on average over "
+                f"{self.n_queries} images (margin {cfg.tau:g}); p-value {self.p_value:.2g} is "
+                f"not below {cfg.alpha:g}. No claim is made against this model.")
+
+
+def pool_hash(image_ids: Sequence[str]) -> str:
+    return sha256_bytes(canonical_json([str(i) for i in image_ids]))
+
+
+def draw_queries(n_pool: int, m: int, seed: int) -> np.ndarray:
+    """Indices of the ``m`` query images: a seeded permutation of the pool, truncated."""
+    if n_pool < m:
+        raise DataError(f"the held-out non-target pool has {n_pool} images but m={m} queries are "
+                        "needed; add held-out images or lower m")
+    return np.random.default_rng(seed).permutation(n_pool)[:m]
+
+
+def _mark(marker: MarkerLike, images: list[np.ndarray]) -> list[np.ndarray]:
+    """Mark images, batching those that share a shape."""
+    out: list[np.ndarray | None] = [None] * len(images)
+    by_shape: dict[tuple, list[int]] = {}
+    for i, im in enumerate(images):
+        by_shape.setdefault(im.shape, []).append(i)
+    for idx in by_shape.values():
+        marked = np.asarray(marker.mark(np.stack([images[i] for i in idx])), dtype=np.float32)
+        if marked.shape != (len(idx), *images[idx[0]].shape):
+            raise ValueError(f"marker returned shape {marked.shape} for {len(idx)} images of {images[idx[0]].shape}")
+        for k, i in enumerate(idx):
+            out[i] = marked[k]
+    return out  # type: ignore[return-value]
+
+
+def _scores(suspect: Suspect, images: list[np.ndarray], target: int) -> tuple[np.ndarray, np.ndarray]:
+    """Target probability and label per image (labels-only suspects give 0/1 scores)."""
+    out = np.asarray(suspect.predict(images))
+    if suspect.output == "label":
+        if out.shape != (len(images),):
+            raise SuspectError(f"suspect returned labels of shape {out.shape} for {len(images)} images")
+        labels = out.astype(np.int64)
+        return (labels == target).astype(np.float64), labels
+    if out.shape != (len(images), len(suspect.classes)):
+        raise SuspectError(f"suspect returned shape {out.shape} for {len(images)} images and "
+                           f"{len(suspect.classes)} classes")
+    return out[:, target].astype(np.float64), out.argmax(axis=1)
+
+
+def evaluate_log(log: list[dict[str, Any]], cfg: VerifyConfig, output: str, target: int,
+                 target_name: str, complete: bool, pool: dict[str, Any]) -> VerificationResult:
+    """Run the configured test (and the supporting ones) on a query log."""
+    p_w = np.array([q["p_w"] for q in log], dtype=np.float64)
+    p_b = np.array([q["p_b"] for q in log], dtype=np.float64)
+    hit_w = np.array([q["label_w"] == target for q in log])
+    hit_b = np.array([q["label_b"] == target for q in log])
+    n = len(log)
+    path = stats.sequential_path(p_w - p_b, cfg.tau, cfg.alpha, cfg.max_bet)
+    supporting: dict[str, float | None] = {"ttest": None, "sequential": None, "label": None}
+    res = None
+    if n >= 2:
+        if output == "proba":
+            supporting["ttest"] = stats.paired_ttest(p_w, p_b, cfg.tau, cfg.alpha).p_value
+        supporting["sequential"] = float(path["p_value"][-1])
+        supporting["label"] = stats.label_only_test(hit_w, hit_b, cfg.tau, cfg.alpha).p_value
+        if cfg.test == "ttest":
+            res = stats.paired_ttest(p_w, p_b, cfg.tau, cfg.alpha)
+        elif cfg.test == "sequential":
+            res = stats.sequential_test(p_w, p_b, cfg.tau, cfg.alpha, cfg.max_bet, stop_early=True)
+        else:
+            res = stats.label_only_test(hit_w, hit_b, cfg.tau, cfg.alpha)
+    details = {} if res is None else {k: v for k, v in res.details.items() if k not in ("e_values", "running_p")}
+    stopped = bool(cfg.test == "sequential" and res is not None and res.decision and n < cfg.m)
+    return VerificationResult(
+        test=cfg.test,
+        delta_p=float((p_w - p_b).mean()) if n else float("nan"),
+        p_value=res.p_value if res else 1.0,
+        statistic=res.statistic if res else float("nan"),
+        decision=bool(res.decision) if res else False,
+        wsr=float(hit_w.mean()) if n else float("nan"),
+        clean_target_rate=float(hit_b.mean()) if n else float("nan"),
+        n_queries=n,
+        target=target,
+        target_name=target_name,
+        complete=complete,
+        stopped_early=stopped,
+        supporting=supporting,
+        running_p=path["p_value"].tolist(),
+        running_e=path["e_value"].tolist(),
+        log=log,
+        pool=pool,
+        config=cfg,
+        details=details,
+    )
+
+
+def run_verification(
+    suspect: Suspect,
+    marker: MarkerLike,
+    images: Sequence[np.ndarray],
+    image_ids: Sequence[str],
+    target: int,
+    cfg: VerifyConfig | None = None,
+    on_query: Callable[[VerificationResult], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerificationResult:
+    """Query ``suspect`` with benign and watermarked held-out images and test ownership.
+
+    Parameters
+    ----------
+    suspect : any :class:`~xmark_core.verify.suspects.Suspect`
+    marker : anything with ``mark(images (N, H, W)) -> (N, H, W)`` (a
+        :class:`xmark_core.generator.model.Marker`, or a fake in tests)
+    images : the held-out pool of *non-target* images, each (H, W) float in [0, 1]; any
+        indexable sequence (e.g. :class:`DatasetImages`, which loads lazily)
+    image_ids : one id per pool image (recorded in the log)
+    target : index of the target class in ``suspect.classes``
+    cfg : :class:`VerifyConfig` (defaults: m=100, tau=0.2, alpha=0.01, t-test, seed 0)
+    on_query : called after each round with the partial result (for a live display)
+    progress : called as ``(queries done, m)``
+
+    Returns
+    -------
+    VerificationResult
+    """
+    cfg = cfg or VerifyConfig()
+    if len(images) != len(image_ids):
+        raise DataError(f"{len(images)} images but {len(image_ids)} image ids")
+    if not 0 <= target < len(suspect.classes):
+        raise DataError(f"target {target} is not a class index of the suspect ({suspect.classes})")
+    if suspect.output == "label" and cfg.test == "ttest":
+        raise SuspectError("this suspect returns labels only; the t-test needs probabilities. "
+                           "Use test='label' or test='sequential'.")
+    pool = {"size": len(image_ids), "ids_sha256": pool_hash(image_ids)}
+    order = draw_queries(len(images), cfg.m, cfg.seed)
+    shuffle_rng = np.random.default_rng([cfg.seed, 1])
+    target_name = suspect.classes[target]
+    seq = stats.SequentialTest(cfg.tau, cfg.alpha, cfg.max_bet)
+    log: list[dict[str, Any]] = []
+    for start in range(0, cfg.m, cfg.batch_size):
+        idx = order[start:start + cfg.batch_size]
+        x = [np.asarray(images[int(i)], dtype=np.float32) for i in idx]
+        xw = _mark(marker, x)
+        k = len(x)
+        perm = shuffle_rng.permutation(2 * k)  # position i of the request holds item perm[i]
+        both = x + xw
+        score, label = _scores(suspect, [both[j] for j in perm], target)
+        inv = np.empty_like(perm)
+        inv[perm] = np.arange(2 * k)
+        score, label = score[inv], label[inv]
+        for j, i in enumerate(idx):
+            log.append({
+                "index": len(log), "image_id": str(image_ids[int(i)]),
+                "sha256_original": sha256_array(x[j]), "sha256_watermarked": sha256_array(xw[j]),
+                "p_b": float(score[j]), "p_w": float(score[k + j]),
+                "label_b": int(label[j]), "label_w": int(label[k + j]),
+            })
+            seq.update(float(score[k + j] - score[j]))
+        if progress:
+            progress(len(log), cfg.m)
+        done = len(log) >= cfg.m or (cfg.test == "sequential" and bool(seq.rejected))
+        if on_query and not done:
+            on_query(evaluate_log(log, cfg, suspect.output, target, target_name, False, pool))
+        if done:
+            break
+    result = evaluate_log(log, cfg, suspect.output, target, target_name, True, pool)
+    if on_query:
+        on_query(result)
+    return result
+
+
+class DatasetImages(Sequence):
+    """Lazy view of some records of an :class:`~xmark_core.data.base.XrayDataset` as images."""
+
+    def __init__(self, ds: Any, indices: Sequence[int]):
+        self.ds, self.indices = ds, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> np.ndarray:  # type: ignore[override]
+        return self.ds[self.indices[i]].image
+
+
+def heldout_pool(ds: Any, target: int, exclude_ids: Sequence[str] = ()) -> tuple[DatasetImages, list[str]]:
+    """The non-target images of ``ds`` (minus ``exclude_ids``, e.g. released files) and their ids.
+
+    Reading ids needs each record; images are loaded again lazily when queried.
+    """
+    labels = np.asarray(ds.labels())
+    exclude = set(map(str, exclude_ids))
+    idx, ids = [], []
+    for i in np.flatnonzero(labels != target):
+        rid = str(ds[int(i)].image_id)
+        if rid not in exclude:
+            idx.append(int(i))
+            ids.append(rid)
+    return DatasetImages(ds, idx), ids
+
+
+def compare_logs(original: list[dict[str, Any]], replay: list[dict[str, Any]], atol: float = 1e-5) -> dict[str, Any]:
+    """Check a replayed query log against the recorded one.
+
+    Returns
+    -------
+    dict with ``match`` (True when the same images were drawn, their originals hash the
+    same and every ``P_b`` / ``P_w`` agrees within ``atol``), ``max_abs_diff``,
+    ``watermark_hashes_match`` (bit-identical marks; may differ across devices while the
+    probabilities still agree) and a list of ``problems``.
+    """
+    problems = []
+    if len(original) != len(replay):
+        problems.append(f"{len(original)} queries recorded, {len(replay)} replayed")
+    diff = 0.0
+    marks_same = True
+    for a, b in zip(original, replay):
+        i = a.get("index")
+        if a["image_id"] != b["image_id"]:
+            problems.append(f"query {i}: image {a['image_id']!r} recorded, {b['image_id']!r} replayed")
+            continue
+        if a["sha256_original"] != b["sha256_original"]:
+            problems.append(f"query {i}: image {a['image_id']!r} has different pixels now")
+        marks_same &= a["sha256_watermarked"] == b["sha256_watermarked"]
+        d = max(abs(a["p_b"] - b["p_b"]), abs(a["p_w"] - b["p_w"]))
+        diff = max(diff, d)
+        if d > atol:
+            problems.append(f"query {i}: P_b/P_w differ by {d:.3g} (> {atol:g})")
+    return {"match": not problems, "max_abs_diff": diff, "watermark_hashes_match": bool(marks_same),
+            "problems": problems[:50], "n_problems": len(problems)}
