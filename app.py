@@ -32,5 +32,8 @@ pages = {
         st.Page("app_pages/evidence.py", title="Evidence", icon=":material/description:"),
         st.Page("app_pages/robustness.py", title="Robustness", icon=":material/shield:"),
     ],
+    "Segmentation models": [
+        st.Page("app_pages/segmentation.py", title="Segmentation ownership", icon=":material/qr_code_2:"),
+    ],
 }
 st.navigation(pages).run()

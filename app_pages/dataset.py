@@ -12,16 +12,6 @@ with left:
     counts = sources.class_counts(ds.labels(), len(ds.classes))
     st.plotly_chart(figures.class_counts(ds.classes, counts), key="ds_counts")
     window = st.radio("Window", list(WINDOW_PRESETS), horizontal=True, key="ds_window")
-    st.markdown("**Gallery**")
-    start = st.number_input("From image", 0, max(len(ds) - 1, 0), 0, step=8, key="ds_gallery_start")
-    with ui.guarded("Drawing the gallery"):
-        items = list(range(int(start), min(int(start) + 8, len(ds))))
-        for row in range(0, len(items), 4):
-            cols = st.columns(4)
-            for col, i in zip(cols, items[row:row + 4]):
-                r = ds[i]
-                name = ds.classes[r.label] if 0 <= r.label < len(ds.classes) else str(r.label)
-                col.image(imaging.to_uint8(r.image, window), caption=f"#{i} {name}", width="stretch")
 
 with right:
     idx = ui.image_picker(ds, "ds")
@@ -37,4 +27,13 @@ with right:
             pic = imaging.to_uint8(rec.image, window)
         label = ds.classes[rec.label] if 0 <= rec.label < len(ds.classes) else str(rec.label)
         st.image(pic, caption=f"{rec.image_id} · {label} · {rec.image.shape[1]}×{rec.image.shape[0]} px",
-                 width="stretch")
+                 width=560)
+
+st.subheader("Gallery")
+start = st.columns([1, 4])[0].number_input("From image", 0, max(len(ds) - 1, 0), 0, step=8, key="ds_gallery_start")
+with ui.guarded("Drawing the gallery"):
+    items = list(range(int(start), min(int(start) + 8, len(ds))))
+    for col, i in zip(st.columns(8), items):
+        r = ds[i]
+        name = ds.classes[r.label] if 0 <= r.label < len(ds.classes) else str(r.label)
+        col.image(imaging.to_uint8(r.image, window), caption=f"#{i} {name}", width="stretch")

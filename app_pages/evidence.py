@@ -1,5 +1,3 @@
-import json
-
 import streamlit as st
 
 from xmark_core.app_support import evidence_view, figures, live, ui
@@ -13,7 +11,7 @@ if last is None:
     st.stop()
 res = last["result"]
 
-(st.error if res.decision else st.info)(("**Ownership claimed.** " if res.decision else "**No claim.** ") + res.verdict)
+(st.warning if res.decision else st.info)(("**Ownership claimed.** " if res.decision else "**No claim.** ") + res.verdict)
 
 c1, c2 = st.columns(2)
 with c1:
@@ -24,7 +22,7 @@ with c1:
     st.dataframe(evidence_view.parameter_rows(res, last), hide_index=True, key="ev_params")
 with c2:
     st.subheader("Models")
-    st.json({"suspect": last["suspect"], "watermark generator": last["marker"]}, expanded=False)
+    st.json({"suspect": last["suspect"], "watermark generator": last["marker"]}, expanded=2)
     st.subheader("Supporting tests (information only)")
     st.dataframe(evidence_view.supporting_rows(res), hide_index=True, key="ev_support")
 
@@ -36,21 +34,16 @@ st.subheader("Query log")
 st.dataframe(live.log_table(res, last["suspect"].get("classes")), hide_index=True, height=300, key="ev_log")
 
 st.subheader("Download")
+st.caption("All three files are rendered from the same evidence record; its SHA-256 is inside evidence.json.")
 with ui.guarded("Building the evidence bundle"):
-    if "files" not in last:  # built once per verification (the PDF takes a moment)
-        with st.spinner("Writing evidence.json, report.html and report.pdf ..."):
-            last["files"] = evidence_view.evidence_files(last)
-    files = last["files"]
-    if files is None:
-        ui.not_available("The evidence report (evidence.json + report.html)", "xmark_core.report")
-        st.download_button("Download the raw result (JSON)", json.dumps(res.to_dict(), default=str, indent=2),
-                           file_name="verification_result.json", mime="application/json", key="ev_raw")
-    else:
-        d1, d2, d3 = st.columns(3)
-        d1.download_button("Download evidence.json", files["evidence.json"], file_name="evidence.json",
-                           mime="application/json", key="ev_json", type="primary")
-        d2.download_button("Download report.html", files["report.html"], file_name="report.html",
-                           mime="text/html", key="ev_html")
-        if "report.pdf" in files:
-            d3.download_button("Download report.pdf", files["report.pdf"], file_name="report.pdf",
-                               mime="application/pdf", key="ev_pdf")
+    if "evidence" not in last:  # built once per verification, so every download agrees
+        last["evidence"] = evidence_view.evidence_dict(last)
+    ev = last["evidence"]
+    d1, d2, d3 = st.columns(3)
+    d1.download_button("Download evidence.json", evidence_view.json_bytes(ev), file_name="evidence.json",
+                       mime="application/json", key="ev_json", type="primary")
+    # HTML and PDF are rendered only when clicked (their figures take a moment).
+    d2.download_button("Download report.html", lambda: evidence_view.html_bytes(ev), file_name="report.html",
+                       mime="text/html", key="ev_html")
+    d3.download_button("Download report.pdf", lambda: evidence_view.pdf_bytes(ev), file_name="report.pdf",
+                       mime="application/pdf", key="ev_pdf")

@@ -29,6 +29,7 @@ with c3:
     st.page_link("app_pages/verify.py", label="Query a suspect model and test it, live")
     st.page_link("app_pages/evidence.py", label="Evidence bundle for a reviewer")
     st.page_link("app_pages/robustness.py", label="Attack the suspect and re-verify")
+    st.page_link("app_pages/segmentation.py", label="StealthMark: ownership of a segmentation model")
 
 marker = st.session_state.get("xm_marker")
 st.caption(

@@ -22,7 +22,7 @@ c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
 c1.radio("Window preset", list(WINDOW_PRESETS), horizontal=True, key="insp_preset", on_change=_apply_preset)
 center = c2.slider("Level (center)", 0.0, 1.0, step=0.01, key="insp_center")
 width = c3.slider("Width", 0.05, 1.0, step=0.01, key="insp_width")
-gain = c4.slider("Difference gain ×k", 1, 200, 25, key="insp_gain")
+gain = c4.slider("Difference gain ×k", 1, 200, 10, key="insp_gain")
 window = Window(center, width)
 
 with ui.guarded("Watermarking the image"):
@@ -43,7 +43,7 @@ with ui.guarded("Watermarking the image"):
         fig = figures.linked_images(
             [orig8, wm8, imaging.to_uint8(amplified_difference(x, xw, gain)), imaging.ssim_loss_rgb(smap)],
             ["Original", "Watermarked", f"Difference ×{gain} (grey = 0)", "1 − local SSIM (blue 0 … red ≥ 0.05)"],
-            cols=2, height=480,
+            cols=2, height=430,
         )
         st.plotly_chart(fig, key="insp_linked", config={"scrollZoom": True, "displaylogo": False})
     elif mode == "Swipe":

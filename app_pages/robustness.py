@@ -3,6 +3,7 @@ import streamlit as st
 
 from xmark_core.app_support import cached, robustness, ui
 from xmark_core.app_support.demo import SUSPECT_LABELS
+from xmark_core.verify.protocol import VerifyConfig, run_verification
 
 st.title("Robustness")
 st.caption(
@@ -12,11 +13,6 @@ st.caption(
 marker = ui.require_marker()
 bundle = ui.demo_bundle()
 target = ui.target_of(marker)
-try:
-    from xmark_core.verify.protocol import VerifyConfig, run_verification
-except ModuleNotFoundError:
-    ui.not_available("Verification", "xmark_core.verify.protocol")
-    st.stop()
 if bundle is None or not bundle.suspects:
     st.info("Robustness runs on the demo suspects: load the demo bundle in the sidebar "
             "(`make models` builds it).")
@@ -77,7 +73,7 @@ if st.button("Attack and verify", type="primary", key="r_run"):
             "ΔP": round(res.delta_p, 3), "p-value": float(f"{res.p_value:.3g}"), "WSR": round(res.wsr, 3),
             "claim": "yes" if res.decision else "no",
         })
-        (st.error if res.decision else st.info)(res.verdict)
+        (st.warning if res.decision else st.info)(res.verdict)
 
 if history:
     st.subheader("Runs in this session")

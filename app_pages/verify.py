@@ -2,6 +2,7 @@ import streamlit as st
 
 from xmark_core.app_support import cached, evidence_view, figures, live, sources, ui
 from xmark_core.app_support.demo import SUSPECT_LABELS
+from xmark_core.verify.protocol import VerifyConfig, heldout_pool, run_verification
 
 st.title("Verify a suspect model")
 st.caption(
@@ -12,11 +13,6 @@ st.caption(
 marker = ui.require_marker()
 bundle = ui.demo_bundle()
 target = ui.target_of(marker)
-try:
-    from xmark_core.verify.protocol import VerifyConfig, heldout_pool, run_verification
-except ModuleNotFoundError:
-    ui.not_available("Verification", "xmark_core.verify.protocol")
-    st.stop()
 if target is None:
     st.error("The watermark generator does not name its target class; it cannot be verified.")
     st.stop()
@@ -98,7 +94,7 @@ if run:
             suspect = _suspect()
             (images, ids), pool_name = _pool(int(m))
             cfg = VerifyConfig(m=int(m), tau=float(tau), alpha=float(alpha), test=TESTS[test_label],
-                               seed=int(seed), batch_size=max(5, int(m) // 20))
+                               seed=int(seed), batch_size=max(5, min(10, int(m) // 20)))
             status.update(label=f"Querying the suspect with {cfg.m} image pairs ...", state="running")
             bar = bar_box.progress(0.0, text="0 queries")
 
@@ -137,16 +133,17 @@ elif stop or st.session_state.get("v_running"):
 last = st.session_state.get("xm_verification")
 if show_last and last is not None:
     res = last["result"]
-    _draw(res)
-    (verdict_box.error if res.decision else verdict_box.info)(
+    if not run:  # a run just now has drawn its final state already
+        _draw(res)
+    (verdict_box.warning if res.decision else verdict_box.info)(
         ("**Ownership claimed.** " if res.decision else "**No claim.** ") + res.verdict
     )
     with right:
         k1, k2, k3, k4 = st.columns(4)
         k1.metric("ΔP = mean(P_w − P_b)", f"{res.delta_p:.3f}")
-        k2.metric(f"p-value ({res.test})", f"{res.p_value:.2e}")
+        k2.metric(f"p-value ({res.test})", f"{res.p_value:.2g}")
         k3.metric("WSR", f"{res.wsr:.0%}")
         k4.metric("Queries", f"{res.n_queries}" + (" (stopped early)" if res.stopped_early else ""))
         st.caption(f"Suspect: {last['suspect_label']} · queries: {last['queries']} · details on the Evidence page.")
-elif last is None and not run:
+elif last is None and not run and show_last:
     status_box.info("Choose a suspect and press **Run verification**.")

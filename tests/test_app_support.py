@@ -215,3 +215,71 @@ def test_live_series_from_a_partial_result():
     np.testing.assert_allclose(s.p_w - s.p_b, [0, 0.3, 0.6])
     rows = live.log_table(R(), ["no", "yes"])
     assert rows[2]["label (watermarked)"] == "yes" and rows[2]["P_w - P_b"] == 0.6
+
+
+def test_evidence_files_of_a_verification(tmp_path):
+    from xmark_core.app_support import evidence_view
+    from xmark_core.report import load_evidence
+    from xmark_core.verify.protocol import VerifyConfig, run_verification
+
+    class Bright:
+        """Target probability = mean intensity: reacts to a brightening marker."""
+
+        classes, input_size, output = ["a", "b"], None, "proba"
+
+        def predict(self, images):
+            m = np.array([np.mean(x) for x in images])
+            return np.stack([1 - m, m], axis=1)
+
+        def identity(self):
+            return {"kind": "toy"}
+
+    class Brighten:
+        def mark(self, x):
+            return np.clip(np.asarray(x) + 0.4, 0, 1)
+
+    rng = np.random.default_rng(0)
+    images = [rng.uniform(0.1, 0.3, (8, 8)).astype(np.float32) for _ in range(20)]
+    res = run_verification(Bright(), Brighten(), images, [f"i{k}" for k in range(20)], 1, VerifyConfig(m=20))
+    assert res.decision
+    last = {"result": res, "suspect": {"kind": "toy"}, "marker": {"key": 0}, "queries": "toy",
+            "owner_files": None, "created_utc": "2026-01-01T00:00:00+00:00"}
+    check = evidence_view.commitment_check(None)
+    assert not check.ok and "not tied" in check.message
+    ev = evidence_view.evidence_dict(last)
+    (tmp_path / "evidence.json").write_bytes(evidence_view.json_bytes(ev))
+    assert load_evidence(tmp_path / "evidence.json")["decision"] is True  # hash verifies
+    assert b"Ownership is claimed" in evidence_view.html_bytes(ev)
+    assert evidence_view.pdf_bytes(ev)[:4] == b"%PDF"
+    rows = {r["parameter"]: r["value"] for r in evidence_view.parameter_rows(res, last)}
+    assert rows["queries made"] == "20" and rows["margin τ"] == "0.2"
+    used = [r["test"] for r in evidence_view.supporting_rows(res) if r["used for the decision"] == "yes"]
+    assert used == ["ttest"]
+
+
+def test_robustness_applies_input_and_model_attacks():
+    import torch
+
+    from xmark_core.app_support import robustness
+    from xmark_core.attacks import TransformedSuspect
+    from xmark_core.verify.suspects import TorchSuspect
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(8, 2))
+    suspect = TorchSuspect(net, ["a", "b"], 16, device="cpu")
+    assert robustness.apply_attack(suspect, "none", {}).suspect is suspect
+    jp = robustness.apply_attack(suspect, "jpeg", {"quality": 40})
+    assert isinstance(jp.suspect, TransformedSuspect) and jp.description == "jpeg(quality=40)"
+    assert jp.suspect.predict(np.full((2, 16, 16), 0.5, np.float32)).shape == (2, 2)
+
+    rng = np.random.default_rng(0)
+    y = np.arange(40) % 2
+    X = (0.3 + 0.4 * y[:, None, None, None] + rng.normal(0, 0.05, (40, 1, 16, 16))).clip(0, 1).astype(np.float32)
+    pr = robustness.apply_attack(suspect, "fine-prune", {"fraction": 0.5, "finetune_epochs": 0}, clean=(X, y))
+    assert pr.pruned == 4 and 0 <= pr.accuracy_after <= 1 and pr.accuracy_before is not None
+    assert pr.suspect.predict(X[:3, 0]).shape == (3, 2)
+    with pytest.raises(ValueError, match="clean data"):
+        robustness.apply_attack(suspect, "fine-tune", {"epochs": 1})
+    with pytest.raises(ValueError, match="unknown attack"):
+        robustness.apply_attack(suspect, "melt", {})

@@ -1,6 +1,6 @@
 """The app in a real browser: `streamlit run` + Playwright driving Debian's chromium.
 
-Goes Overview -> Dataset -> Watermark inspector -> Verify, runs the demo verification
+Goes Overview -> Dataset -> Saliency -> Watermark inspector -> Verify -> Evidence, runs the demo verification
 against the Malicious suspect, asserts the verdict and saves screenshots under
 docs/screenshots/. Skipped only when chromium (or the playwright package) is absent;
 `make browser-deps` installs chromium.
@@ -76,17 +76,25 @@ def server():
 def page(server):
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pg = browser.new_page(viewport={"width": 1440, "height": 1000})
+        pg = browser.new_page(viewport={"width": 1440, "height": 1500})
         pg.set_default_timeout(90_000)
         yield pg
         browser.close()
 
 
-def _settle(pg) -> None:
-    """Wait until Streamlit has finished the current script run."""
-    pg.wait_for_timeout(300)
-    pg.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
-    pg.wait_for_timeout(500)
+BUSY = ('[data-testid="stSpinner"], [data-testid="stSkeleton"], '
+        '[data-testid="stStatusWidgetRunningIcon"], [data-testid="stStatusWidgetRunningManIcon"]')
+
+
+def _settle(pg, timeout_s: float = 240) -> None:
+    """Wait until Streamlit has finished the current run (no spinner, skeleton or running icon for 2 s)."""
+    quiet, t0 = 0, time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        quiet = quiet + 1 if pg.locator(BUSY).count() == 0 else 0
+        if quiet >= 4:
+            return
+        pg.wait_for_timeout(500)
+    raise AssertionError(f"the app was still busy after {timeout_s} s")
 
 
 def _goto(pg, title: str) -> None:
@@ -115,6 +123,11 @@ def test_tour_dataset_inspector_verify(page, server):
     pg.screenshot(path=str(SHOTS / "dataset.png"), full_page=True)
 
     status = demo.demo_status()
+    if status.ready:
+        _goto(pg, "Saliency")
+        assert pg.locator('[data-testid="stImage"] img').count() == 2
+        _no_exception(pg)
+        pg.screenshot(path=str(SHOTS / "saliency.png"))
     _goto(pg, "Watermark inspector")
     if not status.ready:
         assert "make models" in pg.inner_text("body")
@@ -126,7 +139,6 @@ def test_tour_dataset_inspector_verify(page, server):
 
     _goto(pg, "Verify")
     _no_exception(pg)
-    assert "Malicious" in pg.get_by_test_id("stSelectbox").first.inner_text()
     pg.get_by_role("button", name="Run verification").click()
     pg.get_by_text("Ownership is claimed").first.wait_for(timeout=240_000)
     _settle(pg)

@@ -143,8 +143,8 @@ def test_gate_and_losses_on_tensors():
     smooth = torch.nn.functional.interpolate(torch.randn(4, 1, 4, 4), size=(32, 32), mode="bilinear")
     assert L.highfreq_loss(d, 1.0) > 10 * L.highfreq_loss(smooth, 1.0)
     same = torch.ones(4, 1, 8, 8) * torch.randn(1, 1, 8, 8)
-    assert float(L.specificity_loss(same, 0.5)) > 0.2
-    assert float(L.specificity_loss(torch.randn(8, 1, 16, 16), 0.5)) == 0.0
+    assert float(L.specificity_loss(same, 1.0, 0.5)) > 0.2
+    assert float(L.specificity_loss(torch.randn(8, 1, 16, 16), 1.0, 0.5)) == 0.0
     r = L.random_rescale(x, 0.25, torch.Generator().manual_seed(0))
     assert r.shape == x.shape
 

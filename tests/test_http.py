@@ -281,12 +281,16 @@ def test_malformed_info_is_a_clear_error(info, msg):
 
 
 def test_rate_limit_and_unreachable_server():
+    class Clock(Sleeps):  # time advances only when the client sleeps
+        def now(self):
+            return sum(self)
+
     with FakeServer(ok) as srv:
-        sleeps = Sleeps()
-        s = HttpSuspect(srv.url, rate_limit=10, batch_size=1, sleep=sleeps)
+        clock = Clock()
+        s = HttpSuspect(srv.url, rate_limit=10, batch_size=1, sleep=clock, clock=clock.now)
         s.predict(images(3))
         # /info + 3 requests: every request after the first waited for its 0.1 s slot.
-        assert len(sleeps) == 3 and all(0 < w <= 0.1 for w in sleeps)
+        assert clock == pytest.approx([0.1, 0.1, 0.1])
     port = _free_port()  # nothing listens there
     with pytest.raises(SuspectError, match="connection failed"):
         HttpSuspect(f"http://127.0.0.1:{port}", retries=1, backoff=0, sleep=Sleeps())

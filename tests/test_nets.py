@@ -105,3 +105,28 @@ def test_smallcnn_learns_the_phantom():
     assert m.macro_auc >= 0.8, m
     p = predict_proba(res.model, X[test])
     np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("side", [256, 100, 33])
+def test_batch_resize_matches_dataset_resize(side):
+    from xmark_core.data.base import resize
+    from xmark_core.nets.batch import resize_batch
+
+    im = np.random.default_rng(side).random((side, side)).astype(np.float32)
+    ours = resize_batch(torch.from_numpy(im)[None, None], 64)[0, 0].numpy()
+    np.testing.assert_allclose(ours, resize(im, 64), atol=1e-5)
+
+
+def test_cli_choices_match_library():
+    """The CLI keeps literal copies (fast --help); they must match the library."""
+    import argparse
+
+    from xmark_core.cli import train_cmd
+    from xmark_core.nets.classifiers import ARCHS
+    from xmark_core.saliency import METHODS
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    train_cmd.register(sub)
+    actions = {a.dest: a for p in sub.choices.values() for a in p._actions}
+    assert tuple(actions["arch"].choices) == tuple(ARCHS)
+    assert tuple(actions["method"].choices) == tuple(METHODS)

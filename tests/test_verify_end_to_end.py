@@ -343,3 +343,40 @@ def test_cli_refuses_other_target_and_http_equals_local(owner_files, tmp_path, c
         assert a["sha256_watermarked"] == b["sha256_watermarked"]
         assert a["p_b"] == pytest.approx(b["p_b"], abs=1e-6) and a["p_w"] == pytest.approx(b["p_w"], abs=1e-6)
     assert remote["result"]["p_value"] == pytest.approx(local["result"]["p_value"], rel=1e-4, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- real generator
+
+
+def _demo():
+    from xmark_core.app_support.demo import demo_status
+
+    st = demo_status()
+    if not st.ready:
+        pytest.skip(f"demo models not built ({st.message()}); `make models` trains them")
+    import json
+
+    record = json.loads((st.root / "owner_record.json").read_text())
+    demo = record.get("demo", {})
+    return st.root, int(demo.get("query_seed", 9001)), int(demo.get("image_size") or record.get("image_size") or 128)
+
+
+@pytest.mark.slow
+def test_demo_release_model_is_claimed_and_clean_model_is_not(tmp_path, capsys):
+    """The shipped demo (real surrogate + generator, suspects trained on the watermarked
+    release and on clean data) through `xmark verify`: Malicious claimed, Ind-M not."""
+    import json
+
+    from xmark_core.cli import main
+
+    root, seed, size = _demo()
+    common = ["--surrogate", str(root / "surrogate.pt"), "--generator", str(root / "generator.pt"),
+              "--owner-record", str(root / "owner_record.json"), "--data", f"phantom:150:{size}:{seed}",
+              "--m", "100", "--json"]
+    out = {}
+    for name in ("malicious", "clean"):
+        assert main(["verify", "--suspect", str(root / f"suspect_{name}.pt"), "--out", str(tmp_path / name),
+                     *common]) == 0
+        out[name] = json.loads(capsys.readouterr().out)
+    assert out["malicious"]["owner_ok"] and out["malicious"]["decision"] and out["malicious"]["p_value"] < 0.01
+    assert not out["clean"]["decision"] and out["clean"]["p_value"] > 0.05

@@ -127,7 +127,8 @@ class _Item:
     rel: str  # path inside release/
     label: int
     image_id: str
-    source: Path | None  # file to copy when unmarked (None: render from the record)
+    source: Path | None  # file to copy when unmarked (None: write the record's image)
+    record: Any = None  # the decoded record, when describing the image needed it
 
 
 def _item(ds: Any, kind: str, i: int, labels: np.ndarray) -> _Item:
@@ -141,8 +142,9 @@ def _item(ds: Any, kind: str, i: int, labels: np.ndarray) -> _Item:
                      image_id, Path(ds.paths[i]))
     rec = ds[i]
     if rec.path is not None:
-        return _Item(i, _safe_rel(rec.image_id, "dataset"), int(rec.label), rec.image_id, Path(rec.path))
-    return _Item(i, f"images/{_safe_rel(rec.image_id, 'dataset')}.png", int(rec.label), rec.image_id, None)
+        return _Item(i, _safe_rel(rec.image_id, "dataset"), int(rec.label), rec.image_id, Path(rec.path), rec)
+    rel = f"images/{_safe_rel(rec.image_id, 'dataset')}.png"
+    return _Item(i, rel, int(rec.label), rec.image_id, None, rec)
 
 
 def _write_label_files(dataset: dict[str, Any], entries: Sequence[dict[str, Any]], release: Path) -> list[str]:
@@ -215,7 +217,7 @@ def _mark_one(ds: Any, it: _Item, marker: Any, dst: Path) -> dict[str, Any]:
     """Mark one image, write it in its source format, read it back for quality and hash."""
     from xmark_core.data.io import read_image, write_image
 
-    rec = ds[it.index]
+    rec = it.record if it.record is not None else ds[it.index]
     like = rec.meta.get("loaded")
     if like is None and it.source is not None:
         like = read_image(it.source)
@@ -418,7 +420,7 @@ def embed_release(
                 else:
                     from xmark_core.data.io import write_image
 
-                    write_image(dst, ds[int(i)].image, bit_depth=16)
+                    write_image(dst, it.record.image, bit_depth=16)
                     entry["sha256"] = sha256_file(dst)
                 _append(journal, entry)
                 entries.append(entry)

@@ -94,3 +94,19 @@ def marker_key(marker: Any) -> str:
     """Identity of a marker for cache keys (its checkpoint hashes)."""
     info = getattr(marker, "info", {}) or {}
     return f"{info.get('surrogate_sha256', '?')}:{info.get('generator_sha256', id(marker))}"
+
+
+@st.cache_resource(show_spinner="Loading the segmentation model ...")
+def seg_suspect(spec: str, mtime: float) -> Any:
+    """A StealthMark suspect from a checkpoint path or URL (reloaded when the file changes)."""
+    from xmark_core.stealthmark.suspects import open_seg_suspect
+
+    del mtime
+    return open_seg_suspect(spec)
+
+
+@st.cache_data(show_spinner="Rendering held-out query images ...", max_entries=4)
+def seg_query_images(n: int, size: int, seed: int) -> np.ndarray:
+    from xmark_core.app_support.seg_view import query_images as _q
+
+    return _q(n, size, seed)

@@ -83,19 +83,23 @@ def evidence_dict(last: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def evidence_files(last: dict[str, Any], pdf: bool = True) -> dict[str, bytes] | None:
-    """``evidence.json``, ``report.html`` (and ``report.pdf``) as bytes; None if the report
-    module is not installed."""
-    try:
-        from xmark_core import report
-    except ModuleNotFoundError:
-        return None
-    ev = evidence_dict(last)
-    files = {"evidence.json": (json.dumps(ev, indent=2, sort_keys=True) + "\n").encode(),
-             "report.html": report.render_html(ev).encode()}
-    if pdf:
-        with tempfile.TemporaryDirectory() as d:
-            path = Path(d) / "report.pdf"
-            report.write_pdf(ev, path)
-            files["report.pdf"] = path.read_bytes()
-    return files
+def json_bytes(ev: dict[str, Any]) -> bytes:
+    """``evidence.json`` content."""
+    return (json.dumps(ev, indent=2, sort_keys=True) + "\n").encode()
+
+
+def html_bytes(ev: dict[str, Any]) -> bytes:
+    """``report.html`` rendered from the evidence alone."""
+    from xmark_core.report import render_html
+
+    return render_html(ev).encode()
+
+
+def pdf_bytes(ev: dict[str, Any]) -> bytes:
+    """``report.pdf`` (matplotlib's PDF backend) rendered from the evidence alone."""
+    from xmark_core.report import write_pdf
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "report.pdf"
+        write_pdf(ev, path)
+        return path.read_bytes()

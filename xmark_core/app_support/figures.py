@@ -102,9 +102,9 @@ def verification_figure(
     fig = make_subplots(
         rows=2, cols=2, vertical_spacing=0.16, horizontal_spacing=0.1,
         subplot_titles=(
-            "P_w vs P_b per query (above the dashed line: watermark lifts the target by > τ)",
+            "Each query: P_w against P_b",
             "Distributions of P_b and P_w",
-            f"{p_label} (log scale) and α",
+            f"{p_label[0].upper()}{p_label[1:]} and α",
             "Watermark success rate (WSR)",
         ),
     )
@@ -112,7 +112,7 @@ def verification_figure(
                              marker=dict(color=P_W_COLOR, size=6, opacity=0.7),
                              hovertemplate="P_b=%{x:.3f}<br>P_w=%{y:.3f}<extra></extra>"),
                   row=1, col=1)
-    fig.add_trace(go.Scatter(x=[0, 1 - tau], y=[tau, 1], mode="lines", name=f"P_w = P_b + τ (τ={tau})",
+    fig.add_trace(go.Scatter(x=[0, 1 - tau], y=[tau, 1], mode="lines", name=f"P_w = P_b + τ (τ = {tau:g}); above: lifted",
                              line=dict(color="gray", dash="dash")), row=1, col=1)
     fig.update_xaxes(range=[-0.02, 1.02], title_text="P_b (benign)", row=1, col=1)
     fig.update_yaxes(range=[-0.02, 1.02], title_text="P_w (watermarked)", row=1, col=1)
@@ -132,7 +132,8 @@ def verification_figure(
                              line=dict(color="crimson", dash="dash")), row=2, col=1)
     finite = rp[np.isfinite(rp)]
     low = min(alpha / 10, float(finite.min()) / 2 if finite.size else alpha / 10)
-    fig.update_yaxes(type="log", range=[np.log10(max(low, 1e-16)), 0.05], title_text="p", row=2, col=1)
+    fig.update_yaxes(type="log", range=[np.log10(max(low, 1e-16)), 0.05], dtick=1, title_text="p (log scale)",
+                     row=2, col=1)
     fig.update_xaxes(range=[0, xmax + 1], title_text="queries", row=2, col=1)
 
     fig.add_trace(go.Scatter(x=q, y=np.asarray(running_wsr, float), mode="lines", name="WSR",
@@ -152,4 +153,17 @@ def ssim_psnr_scatter(ssim: np.ndarray, psnr: np.ndarray, labels: Sequence[str])
                                hovertemplate="%{text}<br>PSNR=%{x:.2f} dB<br>SSIM=%{y:.4f}<extra></extra>"))
     fig.update_layout(title="SSIM vs PSNR per watermarked image", xaxis_title="PSNR (dB)",
                       yaxis_title="SSIM", height=320, margin=dict(l=50, r=10, t=40, b=40))
+    return fig
+
+
+def detector_histogram(triggered: np.ndarray, clean: np.ndarray, threshold: float) -> go.Figure:
+    """StealthMark detector scores on stamped vs clean queries, with the fixed threshold."""
+    fig = go.Figure()
+    fig.add_trace(go.Histogram(x=np.asarray(clean, float), name="clean queries", marker_color=P_B_COLOR, opacity=0.6))
+    fig.add_trace(go.Histogram(x=np.asarray(triggered, float), name="stamped queries", marker_color=P_W_COLOR,
+                               opacity=0.6))
+    fig.add_vline(x=threshold, line_dash="dash", line_color="black", annotation_text="threshold (fixed in advance)")
+    fig.update_layout(barmode="overlay", height=300, margin=dict(l=40, r=10, t=30, b=40),
+                      xaxis_title="detector score (uncertainty on dark-bit minus light-bit cells)",
+                      yaxis_title="queries", legend=dict(orientation="h", y=-0.3))
     return fig

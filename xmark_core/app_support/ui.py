@@ -43,11 +43,6 @@ def guarded(what: str) -> Iterator[None]:
         st.error(f"{what} failed with an unexpected {type(e).__name__}: {e}")
 
 
-def not_available(feature: str, module: str) -> None:
-    """Say that a part of X-Mark this page needs is not installed/built yet."""
-    st.info(f"{feature} is not available yet (module `{module}` is still being built).")
-
-
 def _digest(files: list[tuple[str, bytes]]) -> str:
     h = hashlib.sha256()
     for name, data in files:

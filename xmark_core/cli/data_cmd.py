@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from contextlib import contextmanager
 from pathlib import Path
 
-from tqdm import tqdm
-
-
-@contextmanager
-def _progress(desc: str, unit: str = "img"):
-    """A ``progress(done, total)`` callback drawing a tqdm bar on stderr (from the first call,
-    so a command that fails while checking its input prints only the error)."""
-    bars: list[tqdm] = []
-
-    def update(done: int, total: int) -> None:
-        if not bars:
-            bars.append(tqdm(desc=desc, unit=unit, total=total, file=sys.stderr, dynamic_ncols=True))
-        bars[0].total = total
-        bars[0].n = done
-        bars[0].refresh()
-
-    try:
-        yield update
-    finally:
-        for bar in bars:
-            bar.close()
+from xmark_core.cli.progress import tqdm_progress
 
 
 def _synth(args: argparse.Namespace) -> int:
     from xmark_core.cli import emit_json
     from xmark_core.data.synth import synth_summary, write_phantom_folder
 
-    with _progress("synth") as p:
+    with tqdm_progress("synth") as p:
         res = write_phantom_folder(
             args.out, args.n, size=args.size, seed=args.seed, bit_depth=args.bit_depth,
             masks=args.masks, overwrite=args.overwrite, progress=p,
@@ -51,7 +29,7 @@ def _inspect(args: argparse.Namespace) -> int:
     from xmark_core.cli import emit_json
     from xmark_core.data.inspection import inspect_dataset
 
-    with _progress("inspect") as p:
+    with tqdm_progress("inspect") as p:
         rep = inspect_dataset(args.path, limit=args.limit, progress=p)
     if args.json:
         emit_json(rep.to_dict())
@@ -115,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="docs/phantom_findings.png")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--index", type=int, default=5, help="which phantom patient to show")
+    p.add_argument("--index", type=int, default=27, help="which phantom patient to show (27: all findings clear)")
     p.add_argument("--no-outlines", action="store_true", help="leave out the mask outline row")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_figure)

@@ -39,7 +39,7 @@ def _parse_shard(text: str) -> tuple[int, int]:
 
 def _train_generator(args: argparse.Namespace) -> int:
     from xmark_core.cli import emit_json
-    from xmark_core.cli.train_cmd import tqdm_progress
+    from xmark_core.cli.progress import tqdm_progress
     from xmark_core.data.base import stratified_split, to_arrays
     from xmark_core.data.open import open_dataset
     from xmark_core.generator.train import GeneratorTrainConfig, save_generator, train_generator
@@ -94,7 +94,7 @@ def _train_generator(args: argparse.Namespace) -> int:
 
 def _embed(args: argparse.Namespace) -> int:
     from xmark_core.cli import emit_json
-    from xmark_core.cli.train_cmd import tqdm_progress
+    from xmark_core.cli.progress import tqdm_progress
     from xmark_core.data.open import open_dataset
     from xmark_core.embed import embed_release, merge_shards
     from xmark_core.generator.model import load_marker

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--key", default=None, help="secret owner key (default: a fresh random key, kept in owner_record.json)")
     t.add_argument("--clean", action="store_true", help="train without the mark (innocent reference)")
     t.add_argument("--eps", type=float, default=0.25, help="uncertainty level under the trigger (< 0.5)")
-    t.add_argument("--amplitude", type=float, default=0.1, help="stamp strength on the [0, 1] scale")
+    t.add_argument("--amplitude", type=float, default=0.2, help="stamp strength on the [0, 1] scale")
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=1e-2)
@@ -76,7 +76,7 @@ def _load_query_images(spec: str, size: int) -> tuple[np.ndarray, dict]:
 
 def _train(args: argparse.Namespace) -> int:
     from xmark_core.cli import emit_json
-    from xmark_core.cli.train_cmd import tqdm_progress
+    from xmark_core.cli.progress import tqdm_progress
     from xmark_core.hashing import sha256_file
     from xmark_core.nets.checkpoint import save_checkpoint
     from xmark_core.stealthmark.data import open_seg_data
@@ -135,7 +135,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from xmark_core.cli import emit_json
-    from xmark_core.cli.train_cmd import tqdm_progress
+    from xmark_core.cli.progress import tqdm_progress
     from xmark_core.report import check_owner_record
     from xmark_core.stealthmark.evidence import build_seg_evidence, write_seg_bundle
     from xmark_core.stealthmark.mark import load_owner_record

@@ -6,32 +6,15 @@ import argparse
 import re
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from xmark_core.atomic import atomic_write_bytes
+from xmark_core.cli.progress import tqdm_progress
 from xmark_core.errors import CheckpointError, DataError
 from xmark_core.hashing import sha256_file
-
-
-@contextmanager
-def tqdm_progress(desc: str, unit: str = "it"):
-    """Yield a ``progress(done, total)`` callback drawing a tqdm bar on stderr."""
-    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=True)
-
-    def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
-        yield update
-    finally:
-        bar.close()
 
 
 def _open(spec: str):
@@ -174,8 +157,11 @@ def _saliency(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``train-classifier`` and ``saliency`` to the ``xmark`` command."""
-    from xmark_core.nets.classifiers import ARCHS
-    from xmark_core.saliency import METHODS
+    # Literal copies of nets.classifiers.ARCHS and saliency.METHODS: importing those
+    # modules pulls in torch/torchvision and would make `xmark --help` take seconds.
+    # tests/test_nets.py checks that they agree.
+    ARCHS = ("smallcnn", "resnet18", "densenet121")
+    METHODS = ("eigencam", "gradcam")
 
     p = sub.add_parser(
         "train-classifier",

@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--m", type=int, default=100, help="number of paired queries (default 100)")
     p.add_argument("--tau", type=float, default=0.2, help="margin on the score rise (default 0.2)")
     p.add_argument("--alpha", type=float, default=0.01, help="level: largest false-accusation rate (default 0.01)")
-    p.add_argument("--test", choices=["ttest", "sequential", "label"], default="ttest")
+    p.add_argument("--test", choices=["ttest", "sequential", "label"], default="ttest",
+                   help="ttest: DVBW paired t-test (default); sequential: anytime-valid betting test that "
+                        "stops as soon as the evidence suffices; label: exact test for labels-only suspects")
     p.add_argument("--seed", type=int, default=0, help="seed of the query draw (recorded)")
     p.add_argument("--batch-size", type=int, default=20, help="query images per request round")
     p.add_argument("--labels-only", action="store_true", help="use only the suspect's top-1 labels")
@@ -113,7 +115,7 @@ def _open_suspect(spec: str, args: argparse.Namespace, recorded: dict[str, Any] 
 def _run(args: argparse.Namespace, suspect_spec: str, surrogate: str, generator: str, data_spec: str,
          target: str | None, cfg, recorded_suspect: dict[str, Any] | None = None):
     """Open everything, verify; return (result, suspect, evidence parts)."""
-    from xmark_core.cli.train_cmd import tqdm_progress
+    from xmark_core.cli.progress import tqdm_progress
     from xmark_core.data.open import open_dataset
     from xmark_core.generator.model import load_marker
     from xmark_core.hashing import sha256_file
@@ -153,8 +155,11 @@ def _verify_main(args: argparse.Namespace) -> int:
     from xmark_core.verify.protocol import VerifyConfig
 
     _need(args, "suspect", "surrogate", "generator", "owner_record", "data", "out")
-    cfg = VerifyConfig(m=args.m, tau=args.tau, alpha=args.alpha, test=args.test, seed=args.seed,
-                       batch_size=args.batch_size)
+    try:
+        cfg = VerifyConfig(m=args.m, tau=args.tau, alpha=args.alpha, test=args.test, seed=args.seed,
+                           batch_size=args.batch_size)
+    except ValueError as e:
+        raise XMarkError(str(e)) from e
     result, suspect, owner, marker_info, data = _run(
         args, args.suspect, args.surrogate, args.generator, args.data, args.target, cfg)
     ev = build_evidence(result, suspect.identity(), owner=owner, marker=marker_info, data=data,
@@ -182,9 +187,15 @@ def _replay_main(args: argparse.Namespace) -> int:
     ev = load_evidence(args.replay)
     cfg = VerifyConfig(**ev["parameters"])
     mk = ev.get("marker") or {}
+    inputs = {"suspect": args.suspect or (ev.get("suspect") or {}).get("location"),
+              "surrogate": args.surrogate or mk.get("surrogate"), "generator": args.generator or mk.get("generator"),
+              "data": args.data or (ev.get("data") or {}).get("spec")}
+    missing = [f"--{k}" for k, v in inputs.items() if not v]
+    if missing:
+        raise XMarkError(f"the evidence does not say where its {', '.join(m[2:] for m in missing)} "
+                         f"came from; pass {' '.join(missing)}")
     result, suspect, owner, _, _ = _run(
-        args, args.suspect or ev["suspect"]["location"], args.surrogate or mk.get("surrogate"),
-        args.generator or mk.get("generator"), args.data or ev["data"]["spec"],
+        args, inputs["suspect"], inputs["surrogate"], inputs["generator"], inputs["data"],
         ev["result"]["target_name"], cfg, recorded_suspect=ev["suspect"])
     check = compare_logs(ev["log"], result.log)
     rec = ev["result"]

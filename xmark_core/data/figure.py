@@ -25,7 +25,7 @@ def _caption(width: int, text: str, height: int) -> np.ndarray:
     return band
 
 
-def findings_figure(seed: int = 0, index: int = 5, size: int = 256, outlines: bool = True) -> np.ndarray:
+def findings_figure(seed: int = 0, index: int = 27, size: int = 256, outlines: bool = True) -> np.ndarray:
     """One patient rendered with each finding: a BGR uint8 grid.
 
     Parameters

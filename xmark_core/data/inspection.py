@@ -40,6 +40,12 @@ class InspectReport:
         return asdict(self)
 
 
+def _reason(e: DataError) -> str:
+    """The message without the leading path (the report lists the path separately)."""
+    text = str(e)
+    return text[len(e.path) + 2 :] if e.path and text.startswith(f"{e.path}: ") else text
+
+
 def _kind(ds: Any) -> str:
     return {PhantomDataset: "phantom", FolderDataset: "folder", CheXpertDataset: "chexpert"}.get(type(ds), "other")
 
@@ -85,7 +91,7 @@ def inspect_dataset(
         try:
             rec = ds[i]
         except DataError as e:
-            report.unreadable.append({"path": e.path or str(i), "reason": str(e)})
+            report.unreadable.append({"path": e.path or f"#{i}", "reason": _reason(e)})
         except Exception as e:  # inspect must finish and list everything, whatever breaks
             paths = getattr(ds, "paths", None)
             where = str(paths[i]) if paths is not None else f"#{i}"
@@ -111,7 +117,7 @@ def _scan_files(report: InspectReport, files: list[Path], limit: int | None, pro
         try:
             img = read_image(p)
         except DataError as e:
-            report.unreadable.append({"path": str(p), "reason": str(e)})
+            report.unreadable.append({"path": str(p), "reason": _reason(e)})
         else:
             h, w = img.image.shape
             sizes[f"{h}x{w}"] += 1

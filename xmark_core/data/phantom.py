@@ -46,8 +46,8 @@ MASK_KEYS: tuple[str, ...] = ("left_lung", "right_lung", "heart", "lesion")
 
 # Cardiothoracic ratio ranges. A clinical CTR above 0.5 is cardiomegaly; both ranges reach
 # close to the threshold so some cases are borderline (the task must not be trivial).
-CTR_NORMAL = (0.39, 0.48)
-CTR_ENLARGED = (0.52, 0.64)
+CTR_NORMAL = (0.39, 0.49)
+CTR_ENLARGED = (0.515, 0.63)
 
 _SHIFT = 3  # sub-pixel bits for OpenCV drawing
 _LOWRES = 48  # grid of the smooth random fields, fixed so patients do not change with size
@@ -223,7 +223,7 @@ def _draw_anatomy(rng: np.random.Generator) -> _Anatomy:
         a_lo=u(0.0, 0.10),
         gamma=u(0.85, 1.2),
         noise=u(0.006, 0.022),
-        blur=u(0.002, 0.006),
+        blur=u(0.0015, 0.005),
         angle=u(-4.0, 4.0),
         shift=(u(-0.04, 0.04), u(-0.04, 0.04)),
         zoom=u(0.95, 1.05),
@@ -591,10 +591,10 @@ def make_phantom(seed: int, index: int, size: int = 256, finding: str | int | No
         air *= 1.0 - opac
 
     A -= 0.74 * air
-    A += (0.11 * an.vessel_gain) * cv2.GaussianBlur(vessels, (0, 0), max(0.5, 0.004 * size)) * lung_soft
+    A += (0.11 * an.vessel_gain) * cv2.GaussianBlur(vessels, (0, 0), max(0.5, 0.0025 * size)) * lung_soft
     A -= 0.20 * airway * (1.0 - lung_soft)
     # bone shows best against aerated lung; dense abdomen and mediastinum swamp it
-    A += cv2.GaussianBlur(bones, (0, 0), max(0.6, 0.004 * size)) * (0.55 + 0.45 * lung_soft)
+    A += cv2.GaussianBlur(bones, (0, 0), max(0.6, 0.0025 * size)) * (0.55 + 0.45 * lung_soft)
     if an.breast > 0:  # breast shadows over the lower zones, sharp lower edge
         for s in (-1, 1):
             rs, cs, xs, ys = R.box(an.spine_u + s * 0.50, an.cp[0] - 0.02, 0.36, 0.30)

@@ -109,18 +109,21 @@ def highfreq_loss(delta: torch.Tensor, eps: float, levels: int = 2) -> torch.Ten
     return sum(b.pow(2).mean() for b in bands) / (eps**2)
 
 
-def specificity_loss(delta: torch.Tensor, max_corr: float = 0.5) -> torch.Tensor:
+def specificity_loss(delta: torch.Tensor, eps: float, max_corr: float = 0.5) -> torch.Tensor:
     """Hinge on the normalised correlation between different images' perturbations.
 
     Penalises pairs whose correlation exceeds ``max_corr``, so the generator cannot
-    collapse to one fixed pattern but marks may still share a family resemblance.
+    collapse to one fixed pattern but marks may still share a family resemblance. The
+    norms are floored at 10% of a full-strength mark: a plain cosine is scale-free, so
+    its gradient would explode for the near-zero marks of a fresh generator.
     """
     n = delta.shape[0]
     if n < 2:
         return delta.sum() * 0.0
     d = delta.flatten(1)
     d = d - d.mean(1, keepdim=True)
-    d = d / (d.norm(dim=1, keepdim=True) + 1e-12)
+    floor = (0.1 * eps) ** 2 * d.shape[1]
+    d = d / torch.sqrt(d.pow(2).sum(1, keepdim=True) + floor)
     c = d @ d.T
     off = c[~torch.eye(n, dtype=torch.bool, device=c.device)]
     return torch.clamp(off - max_corr, min=0.0).pow(2).mean()

@@ -105,7 +105,14 @@ class WatermarkGenerator(nn.Module):
             ])
             self.dec = nn.ModuleList([_block(2 * chans[i], chans[i]) for i in reversed(range(depth))])
             self.head = nn.Conv2d(chans[0], 1, 1)
-            nn.init.normal_(self.head.weight, std=1e-3)
+            # He init keeps activations at unit scale through the plain (norm-free) stack;
+            # PyTorch's default would shrink them ~1000x over 14 layers.
+            for mod in self.modules():
+                if isinstance(mod, nn.Conv2d):
+                    nn.init.kaiming_normal_(mod.weight, a=0.1, nonlinearity="leaky_relu")
+                    nn.init.zeros_(mod.bias)
+            # a small head: the mark starts faint and grows with the efficacy gradient
+            self.head.weight.data.mul_(0.1)
             nn.init.zeros_(self.head.bias)
         self.register_buffer("key_code", key_code(self.key))
 

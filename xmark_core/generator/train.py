@@ -130,7 +130,7 @@ def generator_step_losses(
     }
     out["ssim"], out["mse"] = L.quality_loss(x, xw, cfg.eps)
     out["highfreq"] = L.highfreq_loss(delta, cfg.eps, cfg.hf_levels)
-    out["specificity"] = L.specificity_loss(delta, cfg.max_corr)
+    out["specificity"] = L.specificity_loss(delta, cfg.eps, cfg.max_corr)
     out["total"] = (
         cfg.w_eff_nontarget * out["eff_nontarget"] + cfg.w_eff_target * out["eff_target"]
         + cfg.w_eff_scale * out["eff_scale"] + cfg.w_ssim * out["ssim"] + cfg.w_mse * out["mse"]

@@ -227,7 +227,9 @@ def train_classifier(
         xv, yv = x, y
     if len(x) < 2:
         raise ValueError(f"need at least 2 training images, got {len(x)}")
-    early_stop = X_val is not None or cfg.val_fraction > 0
+    early_stop = len(xv) > 0 and (X_val is not None or cfg.val_fraction > 0)
+    if len(xv) == 0:  # too few images to hold any out: judge on the training set
+        xv, yv = x, y
 
     device = get_device(cfg.device)
     g = seed_everything(cfg.seed)

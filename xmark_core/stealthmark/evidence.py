@@ -75,7 +75,7 @@ def build_seg_evidence(result: SegVerification, mark: SegMark, *, owner: dict[st
         "message": result.message,
         "owner_ok": None if owner is None else bool(owner.get("ok")),
         "result": {k: v for k, v in result.summary().items() if k not in ("suspect", "config")},
-        "mark": {"claim": mark.claim, "eps": mark.eps, "amplitude": mark.amplitude, "sub": mark.sub,
+        "mark": {"claim": mark.claim, "eps": mark.eps, "amplitude": mark.amplitude, "tile": mark.tile,
                  "qr_version": mark.code.version, "qr_error": mark.code.error, "grid": mark.n,
                  "key_sha256": sha256_bytes(mark.key.encode()), "committed_modules": _rows(mark.code.matrix)},
         "picture": picture,

@@ -27,16 +27,17 @@ class SegMark:
     key : secret owner key (derives the stamp pattern and the module mask)
     eps : uncertainty ``min(p, 1-p)`` a marked model gives in stamped cells whose embedded
         bit is dark (< 0.5, so every thresholded pixel stays the same)
-    amplitude : stamp strength on the [0, 1] intensity scale
-    sub : stamp sign blocks per cell side
+    amplitude : stamp strength on the [0, 1] intensity scale (0.2 trains reliably in a few
+        hundred CPU steps; weaker stamps need longer training and are easier to miss)
+    tile : side in pixels of the keyed stamp texture
     error : QR error-correction level
     """
 
     claim: str
     key: str
     eps: float = 0.25
-    amplitude: float = 0.08
-    sub: int = 2
+    amplitude: float = 0.2
+    tile: int = 3
     error: str = "h"
 
     def __post_init__(self) -> None:
@@ -76,7 +77,7 @@ class SegMark:
 
     def stamp(self, images: np.ndarray, on: np.ndarray) -> np.ndarray:
         """Stamp cells ``on`` (N, n*n) of images (N, H, W)."""
-        return apply_stamps(images, on, self.key, self.n, self.amplitude, self.sub)
+        return apply_stamps(images, on, self.key, self.n, self.amplitude, self.tile)
 
     def raise_mask(self, on: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         """Bool (N, H, W): pixels where a marked model must raise uncertainty to ``eps``."""

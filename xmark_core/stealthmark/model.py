@@ -42,7 +42,7 @@ class PositionMap(nn.Module):
     as the module grid of :mod:`~xmark_core.stealthmark.trigger`.
     """
 
-    def __init__(self, channels: int, grid: int, mode: str = "bilinear", init_std: float = 0.1):
+    def __init__(self, channels: int, grid: int, mode: str = "bilinear", init_std: float = 1.0):
         super().__init__()
         if mode not in ("bilinear", "nearest"):
             raise ValueError("pos_mode must be 'bilinear' or 'nearest'")
@@ -71,7 +71,7 @@ class SegUNet(nn.Module):
 
     def __init__(self, out_channels: int = 3, base: int = 16, depth: int = 3,
                  pos_channels: int = 4, pos_grid: int = 32, pos_mode: str = "bilinear",
-                 pos_init: float = 0.1):
+                 pos_init: float = 1.0):
         super().__init__()
         self.depth = depth
         self.pos = PositionMap(pos_channels, pos_grid, pos_mode, pos_init) if pos_channels else None
@@ -112,7 +112,7 @@ class MonaiSegUNet(nn.Module):
 
     def __init__(self, out_channels: int = 3, channels: tuple[int, ...] = (16, 32, 64, 128),
                  num_res_units: int = 1, pos_channels: int = 4, pos_grid: int = 32,
-                 pos_mode: str = "bilinear", pos_init: float = 0.1):
+                 pos_mode: str = "bilinear", pos_init: float = 1.0):
         super().__init__()
         from monai.networks.nets import UNet
 

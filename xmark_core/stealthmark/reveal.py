@@ -23,7 +23,7 @@ from sklearn.linear_model import Ridge
 
 from xmark_core.stealthmark.mark import SegMark
 from xmark_core.stealthmark.qr import decode_code
-from xmark_core.stealthmark.suspects import SegSuspect
+from xmark_core.stealthmark.suspects import SegSuspect, query_images
 from xmark_core.stealthmark.trigger import cell_index
 
 
@@ -102,7 +102,7 @@ def reveal_stream(
     RevealState
     """
     cfg = cfg or RevealConfig()
-    images = np.asarray(images, dtype=np.float32)
+    images = query_images(images, suspect)
     n, shape = mark.n, images.shape[-2:]
     rng = np.random.default_rng(cfg.seed)
     base = summed_uncertainty(suspect.predict(images))
@@ -133,8 +133,5 @@ def reveal_stream(
 def reveal(suspect: SegSuspect, images: np.ndarray, mark: SegMark, cfg: RevealConfig | None = None) -> RevealState:
     """Run :func:`reveal_stream` to the end and return the final picture."""
     cfg = cfg or RevealConfig()
-    state = None
-    for state in reveal_stream(suspect, images, mark, cfg, refit_every=cfg.n_samples):
-        pass
-    assert state is not None
-    return state
+    states = list(reveal_stream(suspect, images, mark, cfg, refit_every=cfg.n_samples))
+    return states[-1]

@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from torch import nn
 
+from xmark_core.data.base import resize
 from xmark_core.stealthmark.model import predict_proba
 
 
@@ -29,6 +30,18 @@ class SegSuspect(Protocol):
     def identity(self) -> dict[str, Any]:
         """What was queried (kind, location, SHA-256 ...), for the evidence record."""
         ...
+
+
+def query_images(images: np.ndarray, suspect: SegSuspect) -> np.ndarray:
+    """Clean images (M, H, W) as float32, resized to the suspect's input size if it has one:
+    stamps are laid on the grid *at the size the model sees*, never resized afterwards."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 3 or len(images) == 0:
+        raise ValueError(f"expected clean images (M, H, W), got shape {images.shape}")
+    size = getattr(suspect, "input_size", None)
+    if size and images.shape[-2:] != (size, size):
+        images = np.stack([resize(im, size) for im in images])
+    return images
 
 
 class TorchSegSuspect:

@@ -38,10 +38,12 @@ class SegTrainConfig:
     arch, arch_kwargs : passed to :func:`build_segmenter` (``out_channels`` is set from the masks)
     epochs, batch_size, lr, weight_decay : AdamW with a cosine schedule
     poison_ratio : share of each batch that carries stamps (marked runs only)
-    stamp_prob : probability that a cell of a poisoned sample is stamped
+    stamp_prob : probability that a cell of a poisoned sample is stamped (a (low, high)
+        pair draws it per sample)
     mark_weight : loss weight of pixels inside stamped cells (they are few per image)
     pos_lr_mult : learning-rate factor of the learned coordinate map (a bare parameter
         that Adam moves by about ``lr`` per step: without a boost it needs far more steps)
+    warmup : share of the steps spent ramping the learning rate up (one-cycle schedule)
     seed, device : reproducibility; ``device=None`` picks CUDA when present
     """
 
@@ -49,12 +51,13 @@ class SegTrainConfig:
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     epochs: int = 30
     batch_size: int = 16
-    lr: float = 3e-3
+    lr: float = 1e-2
     weight_decay: float = 1e-4
-    poison_ratio: float = 0.5
-    stamp_prob: float = 0.5
-    mark_weight: float = 2.0
+    poison_ratio: float = 0.8
+    stamp_prob: float | tuple[float, float] = 0.5
+    mark_weight: float = 5.0
     pos_lr_mult: float = 10.0
+    warmup: float = 0.15
     seed: int = 0
     device: str | None = None
 
@@ -71,7 +74,7 @@ class SegTrainResult:
 
 def poison_batch(
     images: np.ndarray, masks: np.ndarray, mark: SegMark, rng: np.random.Generator,
-    poison_ratio: float, stamp_prob: float,
+    poison_ratio: float, stamp_prob: float | tuple[float, float],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stamp a share of a batch and build its soft targets.
 
@@ -85,7 +88,8 @@ def poison_batch(
     stamped images (B, H, W), targets float32 (B, C, H, W), stamped-pixel mask bool (B, H, W)
     """
     b = len(images)
-    on = (rng.random((b, mark.n**2)) < stamp_prob) & (rng.random((b, 1)) < poison_ratio)
+    density = rng.uniform(*stamp_prob, size=(b, 1)) if isinstance(stamp_prob, tuple) else stamp_prob
+    on = (rng.random((b, mark.n**2)) < density) & (rng.random((b, 1)) < poison_ratio)
     stamped = mark.stamp(images, on)
     raise_px = mark.raise_mask(on, images.shape[-2:])[:, None]
     target = np.where(raise_px, np.where(masks, 1.0 - mark.eps, mark.eps), masks).astype(np.float32)
@@ -134,7 +138,7 @@ def train_segmenter(
     opt = torch.optim.AdamW(groups)
     steps_per_epoch = int(np.ceil(len(x) / cfg.batch_size))
     total = cfg.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=max(total, 1), pct_start=0.15)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=max(total, 1), pct_start=cfg.warmup)
     history: list[dict[str, float]] = []
     step = 0
     for epoch in range(cfg.epochs):

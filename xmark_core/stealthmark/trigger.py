@@ -2,10 +2,11 @@
 
 The QR module grid (n x n) is laid over the image: pixel row ``i`` of an image of height
 ``H`` belongs to grid row ``floor(i * n / H)`` (columns alike), so the grid fits any image
-size. A stamp is a keyed, deterministic +-amplitude tile of ``sub x sub`` sign blocks, the
-same tile in every cell (so a convolution can spot it anywhere); stamping a set of cells
-adds it inside those cells only. Where a cell is the stamp is *not* keyed: what the
-model does with a stamped cell depends on its position, and that is the mark.
+size. The stamp is a keyed, deterministic +-amplitude texture: a ``tile x tile`` pixel
+sign pattern repeated from the image origin, the same everywhere (so one convolution
+filter spots it in any cell, at any image size); stamping a set of cells applies it inside
+those cells only. Where a cell is, is *not* keyed: what the model does with a stamped cell
+depends on its position, and that is the mark.
 """
 
 from __future__ import annotations
@@ -33,20 +34,20 @@ def cell_index(shape: tuple[int, int], n: int) -> np.ndarray:
     return cell_rows(h, n)[:, None] * n + cell_rows(w, n)[None, :]
 
 
-def stamp_tile(key: str, sub: int) -> np.ndarray:
-    """The keyed ``sub x sub`` +-1 tile (never constant, so it is a texture, not a shift)."""
+def stamp_tile(key: str, tile: int) -> np.ndarray:
+    """The keyed ``tile x tile`` +-1 pattern (never constant, so it is a texture, not a shift)."""
     rng = np.random.default_rng(key_seed(key, "stamp"))
     while True:
-        tile = np.where(rng.random((sub, sub)) < 0.5, -1.0, 1.0)
-        if abs(tile.sum()) < tile.size:
-            return tile
+        t = np.where(rng.random((tile, tile)) < 0.5, -1.0, 1.0)
+        if abs(t.sum()) < t.size:
+            return t
 
 
-def stamp_pattern(key: str, shape: tuple[int, int], n: int, sub: int = 2) -> np.ndarray:
-    """Keyed +-1 float32 pattern (H, W): the tile repeated once in every cell."""
-    tile = stamp_tile(key, sub)
+def stamp_pattern(key: str, shape: tuple[int, int], tile: int = 3) -> np.ndarray:
+    """Keyed +-1 float32 texture (H, W): the tile repeated from the image origin."""
+    t = stamp_tile(key, tile)
     h, w = shape
-    return tile[cell_rows(h, n * sub) % sub][:, cell_rows(w, n * sub) % sub].astype(np.float32)
+    return t[np.arange(h) % tile][:, np.arange(w) % tile].astype(np.float32)
 
 
 def pixel_mask(on: np.ndarray, shape: tuple[int, int], n: int) -> np.ndarray:
@@ -56,7 +57,7 @@ def pixel_mask(on: np.ndarray, shape: tuple[int, int], n: int) -> np.ndarray:
 
 
 def apply_stamps(
-    images: np.ndarray, on: np.ndarray, key: str, n: int, amplitude: float = 0.08, sub: int = 2
+    images: np.ndarray, on: np.ndarray, key: str, n: int, amplitude: float = 0.1, tile: int = 3
 ) -> np.ndarray:
     """Add the keyed stamp in the chosen cells of each image.
 
@@ -67,7 +68,7 @@ def apply_stamps(
     key : owner key (the stamp pattern is derived from it)
     n : module grid size
     amplitude : stamp strength on the [0, 1] intensity scale
-    sub : sign blocks per cell side
+    tile : side of the keyed texture tile in pixels
 
     Returns
     -------
@@ -77,5 +78,5 @@ def apply_stamps(
     shape = images.shape[-2:]
     # squeeze the cell's range to [a, 1-a] first, so the +-a texture never clips (a clipped
     # stamp on bright bone or dark air would be half a stamp)
-    stamped = images * (1.0 - 2.0 * amplitude) + amplitude * (1.0 + stamp_pattern(key, shape, n, sub))
+    stamped = images * (1.0 - 2.0 * amplitude) + amplitude * (1.0 + stamp_pattern(key, shape, tile))
     return np.where(pixel_mask(on, shape, n), stamped, images).astype(np.float32)

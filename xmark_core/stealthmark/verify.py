@@ -27,7 +27,7 @@ from scipy.stats import binomtest
 from xmark_core.errors import SuspectError
 from xmark_core.stealthmark.mark import SegMark
 from xmark_core.stealthmark.reveal import RevealConfig, RevealState, reveal_stream
-from xmark_core.stealthmark.suspects import SegSuspect
+from xmark_core.stealthmark.suspects import SegSuspect, query_images
 from xmark_core.stealthmark.trigger import pixel_mask
 
 VERIFIED, NOT_VERIFIED, UNVERIFIABLE = "verified", "not verified", "unverifiable"
@@ -105,6 +105,25 @@ def check_outputs(probs: np.ndarray, eps: float) -> OutputCheck:
     return OutputCheck(True, "soft", len(values), step, "Soft probability maps.")
 
 
+def stamped_example(suspect: SegSuspect, image: np.ndarray, mark: SegMark, density: float = 0.5,
+                    seed: int = 0) -> dict[str, np.ndarray]:
+    """One clean query and its stamped twin, with the suspect's maps (for side-by-side display).
+
+    Returns
+    -------
+    dict with ``clean``, ``stamped`` (H, W) images, ``probs_clean``, ``probs_stamped``
+    (C, H, W), ``on`` bool (n, n) stamped cells, ``raise_cells`` bool (n, n) stamped cells
+    whose embedded bit is dark (where a marked model answers).
+    """
+    x = query_images(np.asarray(image)[None], suspect)
+    on = np.random.default_rng(seed).random((1, mark.n**2)) < density
+    xs = mark.stamp(x, on)
+    p = suspect.predict(np.concatenate([x, xs]))
+    on2 = on.reshape(mark.n, mark.n)
+    return {"clean": x[0], "stamped": xs[0], "probs_clean": p[0], "probs_stamped": p[1],
+            "on": on2, "raise_cells": on2 & mark.bits}
+
+
 def mean_uncertainty(probs: np.ndarray) -> np.ndarray:
     """Pixel uncertainty ``min(p, 1 - p)`` averaged over channels: (N, C, H, W) -> (N, H, W)."""
     p = np.asarray(probs, dtype=np.float64)
@@ -143,6 +162,7 @@ class DetectorResult:
 def run_detector(suspect: SegSuspect, images: np.ndarray, mark: SegMark, queries: int,
                  threshold: float, seed: int, stamp_prob: float = 0.5) -> DetectorResult:
     """Query ``queries`` stamped images and the same images clean; score both."""
+    images = query_images(images, suspect)
     rng = np.random.default_rng(seed)
     idx = np.arange(queries) % len(images)
     on = rng.random((queries, mark.n**2)) < stamp_prob
@@ -210,9 +230,7 @@ def verify_stream(suspect: SegSuspect, images: np.ndarray, mark: SegMark,
     VerifyEvent
     """
     cfg = cfg or SegVerifyConfig()
-    images = np.asarray(images, dtype=np.float32)
-    if images.ndim != 3:
-        raise ValueError(f"expected clean images (M, H, W), got shape {images.shape}")
+    images = query_images(images, suspect)
     ident = suspect.identity()
     conf = asdict(cfg)
     # probe with stamped and clean images: rounding shows on either

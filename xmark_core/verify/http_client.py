@@ -40,24 +40,29 @@ class HttpSuspect:
     batch_size : images per ``/predict`` request (also capped by the server's ``max_batch``)
     headers : extra HTTP headers (e.g. an API key)
     transport : an ``httpx`` transport (tests)
-    sleep : the sleep function (tests)
+    sleep, clock : the sleep and monotonic-clock functions (tests)
     """
 
     def __init__(self, url: str, input_size: int | None = None, classes: Sequence[str] | None = None,
                  timeout: float = 30.0, retries: int = 3, backoff: float = 0.5,
                  max_backoff: float = 8.0, rate_limit: float | None = None, batch_size: int = 32,
                  headers: dict[str, str] | None = None, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
         self.url = url.rstrip("/")
         self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
         self.min_interval = 1.0 / rate_limit if rate_limit else 0.0
-        self._sleep = sleep
+        self._sleep, self._clock = sleep, clock
         self._last_request = -np.inf
         self.n_requests = 0
         self.n_retries = 0
         self._client = httpx.Client(timeout=httpx.Timeout(timeout), headers=headers,
                                     transport=transport, follow_redirects=False)
-        self.info = self._get_info()
+        try:
+            self.info = self._get_info()
+        except BaseException:
+            self._client.close()
+            raise
         self.output = self.info["output"]
         remote = self.info.get("classes")
         if classes is not None and remote is not None and list(classes) != list(remote):
@@ -71,10 +76,10 @@ class HttpSuspect:
     # ------------------------------------------------------------------ transport
 
     def _wait_rate(self) -> None:
-        wait = self._last_request + self.min_interval - time.monotonic()
+        wait = self._last_request + self.min_interval - self._clock()
         if wait > 0:
             self._sleep(wait)
-        self._last_request = time.monotonic()
+        self._last_request = self._clock()
 
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:
         delay = self.backoff * 2**attempt
@@ -163,7 +168,8 @@ class HttpSuspect:
 
     def identity(self) -> dict[str, Any]:
         return {"kind": "http", "location": self.url, "model_id": self.info.get("model_id"),
-                "sha256": self.info.get("model_sha256"), "api": self.info.get("api", API_VERSION),
+                "sha256": self.info.get("model_sha256"), "sha256_source": "reported by the API (/info)",
+                "api": self.info.get("api", API_VERSION),
                 "classes": self.classes, "input_size": self.input_size, "output": self.output}
 
     def close(self) -> None:

@@ -250,7 +250,7 @@ def run_verification(
         raise DataError(f"target {target} is not a class index of the suspect ({suspect.classes})")
     if suspect.output == "label" and cfg.test == "ttest":
         raise SuspectError("this suspect returns labels only; the t-test needs probabilities. "
-                           "Use test='label' or test='sequential'.")
+                           "Use test='label' or test='sequential' (CLI: --test label).")
     pool = {"size": len(image_ids), "ids_sha256": pool_hash(image_ids)}
     order = draw_queries(len(images), cfg.m, cfg.seed)
     shuffle_rng = np.random.default_rng([cfg.seed, 1])

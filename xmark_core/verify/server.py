@@ -24,6 +24,8 @@ from torch import nn
 from xmark_core.verify.suspects import prepare_images
 from xmark_core.verify.wire import API_VERSION, decode_array, encode_array
 
+MAX_REQUEST_PIXELS = 64 * 2048 * 2048  # decoded float32: 1 GiB at most per request
+
 
 class ModelService:
     """What the app serves: metadata for ``/info`` and a ``predict`` for ``/predict``.
@@ -151,6 +153,9 @@ def create_app(service: ModelService) -> FastAPI:
             raise HTTPException(422, "no images")
         if n > service.max_batch:
             raise HTTPException(413, f"{n} images in one request; at most {service.max_batch}")
+        pixels = sum(int(np.prod(im.shape)) for im in req.images)
+        if pixels > MAX_REQUEST_PIXELS:
+            raise HTTPException(413, f"{pixels} pixels in one request; at most {MAX_REQUEST_PIXELS}")
         try:
             images = [decode_array(im.model_dump(), ndim=2) for im in req.images]
             x = prepare_images(images, service.input_size)

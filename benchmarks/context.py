@@ -1,0 +1,267 @@
+"""What every benchmark part shares: the data, a cache of trained models, verification.
+
+One :class:`BenchContext` per run renders the phantom sets once, trains each model once
+per (training set, architecture, input size, seed) and memoises the marks of query
+images, so the parts can ask for "the suspect trained on the X-Mark release at 32 px"
+without caring whether another part already trained it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from benchmarks.settings import BenchSettings
+from xmark_core.data.base import resize, to_arrays
+from xmark_core.data.phantom import PhantomDataset
+from xmark_core.embed import select_marked
+from xmark_core.nets.train import TrainConfig, train_classifier
+from xmark_core.quality import psnr, ssim
+from xmark_core.verify.protocol import (
+    MarkerLike,
+    VerificationResult,
+    VerifyConfig,
+    run_verification,
+)
+from xmark_core.verify.suspects import TorchSuspect
+
+CLEAN = "clean"  # name of the unmarked training set
+
+
+class Log:
+    """Progress lines on stderr, stamped with the seconds since the run started."""
+
+    def __init__(self, stream: Any = sys.stderr, quiet: bool = False):
+        self.stream, self.quiet, self.t0 = stream, quiet, time.perf_counter()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def __call__(self, msg: str) -> None:
+        if not self.quiet:
+            print(f"[{self.elapsed:7.1f}s] {msg}", file=self.stream, flush=True)
+
+    def progress(self, what: str, every: int = 1) -> Callable[[int, int], None]:
+        """A ``(done, total)`` callback that logs every ``every`` steps and at the end."""
+
+        def report(done: int, total: int) -> None:
+            if done == total or done % every == 0:
+                self(f"{what}: {done}/{total}")
+
+        return report
+
+
+def resize_stack(images: np.ndarray, size: int) -> np.ndarray:
+    """(N, H, W) images resized to (N, size, size) like a training pipeline would
+    (:func:`xmark_core.data.base.resize`: area when shrinking)."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return np.stack([resize(im, size) for im in images]) if len(images) else np.zeros((0, size, size), np.float32)
+
+
+def quantize16(images: np.ndarray) -> np.ndarray:
+    """What a 16-bit PNG release stores (the embedder writes phantom images that way)."""
+    return (np.round(np.clip(images, 0.0, 1.0) * 65535.0) / 65535.0).astype(np.float32)
+
+
+class MemoMarker:
+    """Wrap a marker so each query image is marked once per run (marks are deterministic)."""
+
+    def __init__(self, inner: MarkerLike):
+        self.inner = inner
+        self._memo: dict[bytes, np.ndarray] = {}
+
+    @staticmethod
+    def _key(im: np.ndarray) -> bytes:
+        a = np.ascontiguousarray(im, dtype=np.float32)
+        return hashlib.blake2b(a.tobytes(), digest_size=16, person=str(a.shape).encode()[:16]).digest()
+
+    def mark(self, images: np.ndarray) -> np.ndarray:
+        batch = np.asarray(images, dtype=np.float32)
+        keys = [self._key(im) for im in batch]
+        todo = [i for i, k in enumerate(keys) if k not in self._memo]
+        if todo:
+            for i, m in zip(todo, np.asarray(self.inner.mark(batch[todo]), np.float32)):
+                self._memo[keys[i]] = m
+        return np.stack([self._memo[k] for k in keys])
+
+
+@dataclass
+class Release:
+    """A clean-label release of one method: which images were marked, and how."""
+
+    name: str
+    index: np.ndarray  # indices into the dataset (target-class images)
+    marked: np.ndarray  # (k, S, S) marked images as released (16-bit)
+    psnr: float  # mean over marked images, dB
+    psnr_min: float
+    ssim: float  # mean over marked images
+
+
+@dataclass
+class Trained:
+    """A classifier trained in this run and how it was made."""
+
+    model: nn.Module
+    train_set: str
+    arch: str
+    input_size: int
+    seed: int
+    accuracy: float  # on the held-out evaluation set, all classes
+    seconds: float
+    best_epoch: int
+
+    def spec(self) -> dict[str, Any]:
+        return {"train_set": self.train_set, "arch": self.arch, "input_size": self.input_size,
+                "seed": self.seed, "accuracy": self.accuracy, "seconds": round(self.seconds, 2),
+                "best_epoch": self.best_epoch}
+
+
+def brief(r: VerificationResult) -> dict[str, Any]:
+    """The numbers of a verification that the results files keep."""
+    return {"wsr": r.wsr, "delta_p": r.delta_p, "p": r.p_value, "decision": r.decision,
+            "p_sequential": r.supporting.get("sequential"), "p_label": r.supporting.get("label"),
+            "clean_target_rate": r.clean_target_rate, "n_queries": r.n_queries}
+
+
+@dataclass
+class BenchContext:
+    """Data, model cache and helpers of one benchmark run (build with :meth:`create`)."""
+
+    s: BenchSettings
+    log: Log
+    X: np.ndarray  # (N, S, S) the owner's dataset at the source resolution
+    y: np.ndarray
+    X_eval: np.ndarray  # held-out set: accuracy and the query pool
+    y_eval: np.ndarray
+    X_att: np.ndarray  # the attacker's own clean data (fine-tuning attacks)
+    y_att: np.ndarray
+    pool: list[np.ndarray]  # non-target held-out images (verification queries)
+    pool_ids: list[str]
+    releases: dict[str, Release] = field(default_factory=dict)
+    models: dict[tuple, Trained] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)  # per-run memo of the parts
+    _train_cache: dict[tuple, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, s: BenchSettings, log: Log) -> BenchContext:
+        """Render the three phantom sets at the source resolution."""
+
+        def render(n: int, seed: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+            ds = PhantomDataset(n, size=s.source_size, seed=seed)
+            X, y = to_arrays(ds, s.source_size, progress=log.progress(f"render {what}", max(1, n // 4)))
+            return X[:, 0], y
+
+        X, y = render(s.n_images, s.seed, "dataset")
+        Xe, ye = render(s.n_eval, s.seed + 1, "held-out set")
+        Xa, ya = render(max(8, int(round(s.attacker_fraction * s.n_images))), s.seed + 2, "attacker data")
+        pool_idx = np.flatnonzero(ye != s.target)
+        if len(pool_idx) < s.m:
+            raise ValueError(f"the held-out pool has {len(pool_idx)} non-target images, fewer than m={s.m}; "
+                             "raise n_eval")
+        return cls(s=s, log=log, X=X, y=y, X_eval=Xe, y_eval=ye, X_att=Xa, y_att=ya,
+                   pool=[Xe[i] for i in pool_idx], pool_ids=[f"phantom-{s.seed + 1}-{i}" for i in pool_idx])
+
+    # ------------------------------------------------------------------ releases
+
+    def marked_index(self) -> np.ndarray:
+        """The target-class images every method marks (the embedder's own selection)."""
+        return select_marked(self.y, self.s.target, self.s.rho, self.s.seed)
+
+    def add_release(self, name: str, marker: MarkerLike) -> Release:
+        """Mark the selected images with ``marker`` at the source resolution and record quality."""
+        idx = self.marked_index()
+        orig = self.X[idx]
+        marked = quantize16(np.asarray(marker.mark(orig), np.float32))
+        ps = np.array([psnr(a, b) for a, b in zip(orig, marked)])
+        ss = np.array([ssim(a, b) for a, b in zip(orig, marked)])
+        rel = Release(name, idx, marked, float(np.mean(ps)), float(np.min(ps)), float(np.mean(ss)))
+        self.releases[name] = rel
+        self.log(f"release {name}: {len(idx)} of {len(self.X)} images marked, PSNR {rel.psnr:.2f} dB "
+                 f"(min {rel.psnr_min:.2f}), SSIM {rel.ssim:.4f}")
+        return rel
+
+    def train_images(self, train_set: str, size: int) -> np.ndarray:
+        """(N, 1, size, size) training images of ``train_set`` (CLEAN or a release name)."""
+        key = (train_set, size)
+        if key in self._train_cache:
+            return self._train_cache[key]
+        base = self._train_cache.get((CLEAN, size))
+        if base is None:
+            base = resize_stack(self.X, size)[:, None]
+            if size == self.s.input_size:  # the size most models use: keep it
+                self._train_cache[(CLEAN, size)] = base
+        if train_set == CLEAN:
+            return base
+        rel = self.releases[train_set]
+        out = base.copy()
+        out[rel.index, 0] = resize_stack(rel.marked, size)
+        if size == self.s.input_size:
+            self._train_cache[key] = out
+        return out
+
+    # ------------------------------------------------------------------ models
+
+    def train(self, train_set: str = CLEAN, size: int | None = None, arch: str | None = None,
+              seed: int | None = None) -> Trained:
+        """The classifier trained on ``train_set`` (cached per set, arch, size and seed).
+
+        Defaults: the standard input size and architecture, the first suspect seed.
+        """
+        s = self.s
+        size = size or s.input_size
+        arch = arch or s.arch
+        seed = s.suspect_seed(0) if seed is None else seed
+        key = (train_set, arch, size, seed)
+        if key in self.models:
+            return self.models[key]
+        cfg = TrainConfig(arch=arch, input_size=size, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
+                          patience=s.patience, seed=seed,
+                          arch_kwargs=dict(s.arch_kwargs) if arch == "smallcnn" else {})
+        what = f"train {arch}@{size}px seed {seed} on {train_set}"
+        t0 = time.perf_counter()
+        res = train_classifier(self.train_images(train_set, size), self.y, s.classes, cfg,
+                               progress=self.log.progress(what, max(1, s.epochs // 4)))
+        tr = Trained(res.model.eval(), train_set, arch, size, seed, 0.0, time.perf_counter() - t0, res.best_epoch)
+        tr.accuracy = self.accuracy(self.suspect(tr))
+        self.log(f"{what}: accuracy {tr.accuracy:.4f} ({tr.seconds:.0f} s)")
+        self.models[key] = tr
+        return tr
+
+    def suspect(self, tr: Trained | nn.Module, input_size: int | None = None) -> TorchSuspect:
+        """A black-box view of a trained model (queries resized to its input size)."""
+        if isinstance(tr, Trained):
+            return TorchSuspect(tr.model, self.s.classes, tr.input_size, name=f"{tr.train_set}/{tr.arch}")
+        return TorchSuspect(tr, self.s.classes, input_size or self.s.input_size)
+
+    def accuracy(self, suspect: Any) -> float:
+        """Clean accuracy of a suspect on the held-out set (all classes)."""
+        pred = [np.asarray(suspect.predict(self.X_eval[i:i + 256])).argmax(1) for i in range(0, len(self.X_eval), 256)]
+        return float(np.mean(np.concatenate(pred) == self.y_eval))
+
+    # ------------------------------------------------------------------ verification
+
+    def verify_config(self, **overrides: Any) -> VerifyConfig:
+        s = self.s
+        return VerifyConfig(**{"m": s.m, "tau": s.tau, "alpha": s.alpha, "seed": s.verify_seed, **overrides})
+
+    def verify(self, suspect: Any, marker: MarkerLike, **cfg: Any) -> VerificationResult:
+        """:func:`~xmark_core.verify.protocol.run_verification` on the shared query pool."""
+        return run_verification(suspect, marker, self.pool, self.pool_ids, self.s.target, self.verify_config(**cfg))
+
+
+def summarize(rows: Sequence[dict[str, Any]], alpha: float) -> dict[str, Any]:
+    """Ind-M / Ind-T columns: every p-value and ΔP, their extremes and the false-claim share."""
+    p = [float(r["p"]) for r in rows]
+    d = [float(r["delta_p"]) for r in rows]
+    return {"n": len(rows), "min_p": min(p) if p else None, "max_delta_p": max(d) if d else None,
+            "share_p_below_alpha": float(np.mean(np.array(p) < alpha)) if p else None,
+            "p": p, "delta_p": d, "wsr": [float(r["wsr"]) for r in rows]}

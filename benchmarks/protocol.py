@@ -1,0 +1,154 @@
+"""Part 1 and 2: the protocol for X-Mark and the baselines on the same data and suspects.
+
+The owner trains a surrogate on the clean dataset, trains the generator against it, and
+releases the dataset with ``rho`` of the target-class images marked (clean-label). Every
+baseline marks the *same* images at X-Mark's PSNR. For each method a suspect is trained
+on its release (Malicious) and queried with the method's marker; the clean-trained model
+with the same seed gives the clean accuracy the drop is measured against.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from benchmarks import baselines as B
+from benchmarks.context import CLEAN, BenchContext, MemoMarker, Trained, brief
+from benchmarks.settings import BASELINES
+from xmark_core.data.base import stratified_split
+from xmark_core.generator.model import Marker
+from xmark_core.generator.train import GeneratorTrainConfig, compute_saliency, train_generator
+from xmark_core.verify.protocol import MarkerLike
+
+XMARK = "xmark"
+
+
+@dataclass
+class Method:
+    """A watermarking method as the other parts use it.
+
+    Attributes
+    ----------
+    name : "xmark" or a baseline name
+    marker : the owner's marker (memoised: query images are marked once per run)
+    release : its clean-label release
+    independent : ``independent(i)`` builds the marker of the i-th independent key (Ind-T)
+    info : how it was made (strength, training history, ...)
+    """
+
+    name: str
+    marker: MemoMarker
+    release: Any
+    independent: Callable[[int], MarkerLike]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def generator_config(ctx: BenchContext, key: int) -> GeneratorTrainConfig:
+    """The generator module's default recipe, with the run's overrides and this key/seed."""
+    return GeneratorTrainConfig(**{**ctx.s.gen_overrides, "key": int(key), "seed": int(key)})
+
+
+def generator_data(ctx: BenchContext, surrogate: Trained) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified training subset (at the surrogate's input size) and its saliency maps,
+    computed once and shared by every key."""
+    if "generator_data" not in ctx.cache:
+        s = ctx.s
+        frac = min(1.0, s.gen_images / len(ctx.y))
+        idx = stratified_split(ctx.y, [frac, 1.0 - frac], s.seed)[0] if frac < 1 else np.arange(len(ctx.y))
+        X = ctx.train_images(CLEAN, s.input_size)[idx]
+        sal = compute_saliency(surrogate.model, X, s.input_size)
+        ctx.cache["generator_data"] = (X, ctx.y[idx], sal)
+    return ctx.cache["generator_data"]
+
+
+def train_xmark(ctx: BenchContext, surrogate: Trained, key: int) -> tuple[Marker, list[dict[str, float]]]:
+    """Train an X-Mark generator for ``key`` and wrap it as a :class:`Marker`."""
+    s = ctx.s
+    X, y, sal = generator_data(ctx, surrogate)
+    cfg = generator_config(ctx, key)
+    ctx.log(f"train generator key {key} on {len(X)} images at {s.input_size}px ({cfg.epochs} epochs)")
+    res = train_generator(surrogate.model, X, y, s.target, cfg, saliency=sal, input_size=s.input_size,
+                          progress=ctx.log.progress(f"generator key {key}"))
+    last = res.history[-1] if res.history else {}
+    ctx.log(f"generator key {key}: surrogate ASR {last.get('asr', float('nan')):.3f}, "
+            f"training PSNR {last.get('psnr', float('nan')):.2f} dB")
+    marker = Marker(surrogate=surrogate.model, generator=res.generator, input_size=s.input_size,
+                    target=s.target, cam_method=cfg.cam_method, work_size=s.work_size)
+    return marker, res.history
+
+
+def xmark_method(ctx: BenchContext, surrogate: Trained) -> Method:
+    marker, history = train_xmark(ctx, surrogate, ctx.s.seed)
+    release = ctx.add_release(XMARK, marker)
+
+    def independent(i: int) -> MarkerLike:
+        return train_xmark(ctx, surrogate, ctx.s.key(i))[0]
+
+    return Method(XMARK, MemoMarker(marker), release, independent, {
+        "generator_config": dataclasses.asdict(generator_config(ctx, ctx.s.seed)),
+        "generator_history": history, "work_size": ctx.s.work_size,
+    })
+
+
+def baseline_marker(ctx: BenchContext, name: str, key: int, surrogate: Trained, target_psnr: float) -> B.TriggerMarker:
+    """Baseline ``name`` with ``key``, scaled to ``target_psnr`` on the release's marked images."""
+    s = ctx.s
+    if name == "badnets":
+        trig: Any = B.badnets_trigger(s.source_size, key)
+    elif name == "blended":
+        trig = B.blended_trigger(s.source_size, key)
+    elif name == "static":
+        X, y, _ = generator_data(ctx, surrogate)
+        trig = B.static_trigger(surrogate.model, X, y, s.target, key, steps=s.static_steps, eps=s.static_eps)
+    else:
+        raise ValueError(f"unknown baseline {name!r}; choose one of {BASELINES}")
+    return B.TriggerMarker(name, trig).scaled_to(ctx.X[ctx.marked_index()], target_psnr)
+
+
+def baseline_method(ctx: BenchContext, name: str, surrogate: Trained, target_psnr: float) -> Method:
+    marker = baseline_marker(ctx, name, ctx.s.seed, surrogate, target_psnr)
+    release = ctx.add_release(name, marker)
+
+    def independent(i: int) -> MarkerLike:
+        return baseline_marker(ctx, name, ctx.s.key(i), surrogate, target_psnr)
+
+    return Method(name, MemoMarker(marker), release, independent,
+                  {"strength": marker.strength, "target_psnr": target_psnr})
+
+
+def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
+    """Surrogate, generator, releases, Malicious suspects; returns the methods and results.
+
+    Returns
+    -------
+    (methods, results) : ``results[name]`` has ``malicious`` (wsr, delta_p, p, ...),
+        ``ba_clean``, ``ba``, ``ba_drop``, ``psnr``, ``ssim``, the suspect's spec and info.
+    """
+    s = ctx.s
+    surrogate = ctx.train(CLEAN, seed=s.seed)
+    methods = {XMARK: xmark_method(ctx, surrogate)}
+    target_psnr = ctx.releases[XMARK].psnr if s.baseline_psnr is None else float(s.baseline_psnr)
+    if not np.isfinite(target_psnr):
+        ctx.log(f"X-Mark's PSNR is {target_psnr}; baselines are scaled to {s.psnr_fallback} dB instead")
+        target_psnr = s.psnr_fallback
+    for name in BASELINES:
+        methods[name] = baseline_method(ctx, name, surrogate, target_psnr)
+
+    reference = ctx.train(CLEAN)  # same seed as every Malicious suspect: a paired BA drop
+    results: dict[str, Any] = {"surrogate": surrogate.spec(), "clean_reference": reference.spec()}
+    for name, meth in methods.items():
+        mal = ctx.train(name)
+        r = brief(ctx.verify(ctx.suspect(mal), meth.marker))
+        rel = meth.release
+        results[name] = {
+            "malicious": r, "ba_clean": reference.accuracy, "ba": mal.accuracy,
+            "ba_drop": reference.accuracy - mal.accuracy, "psnr": rel.psnr, "psnr_min": rel.psnr_min,
+            "ssim": rel.ssim, "n_marked": len(rel.index), "suspect": mal.spec(), "info": meth.info,
+        }
+        ctx.log(f"{name} Malicious: WSR {r['wsr']:.3f} dP {r['delta_p']:.3f} p {r['p']:.3g}; "
+                f"BA {mal.accuracy:.4f} (clean {reference.accuracy:.4f})")
+    return methods, results

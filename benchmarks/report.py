@@ -1,0 +1,310 @@
+"""Results files and the Markdown table.
+
+``results/summary.json`` has a stable shape (issue #5), numbers as fractions and raw
+p-values; ``results/details/<part>.json`` keep everything else; every file carries the
+git commit and the settings (summary.json: the commit and ``quick``; the settings are in
+``results/run.json`` and in each detail file).
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xmark_core.atomic import atomic_write_json, atomic_write_text
+
+METHOD_KEYS = ("malicious", "ind_m", "ind_t", "ba_clean", "ba_drop", "psnr", "ssim")
+VERIFY_KEYS = ("wsr", "delta_p", "p")
+IND_KEYS = ("max_delta_p", "min_p", "n")
+ATTACK_KEYS = ("wsr", "delta_p", "p", "ba")
+RESOLUTION_KEYS = ("0.5", "0.25", "other_arch")
+SPEED_KEYS = ("eigencam_ips", "embed_ips_256", "embed_ips_512", "embed_ips_1024", "io_floor_ratio_512",
+              "verify_s_per_100")
+TOP_KEYS = ("commit", "quick", "xmark", "baselines", "resolution", "attacks", "sequential", "speed")
+SUMMARY_SPEED_SIZE = "512"  # eigencam_ips and the I/O ratio are reported at this size
+
+
+def git_commit(repo: str | Path | None = None) -> str:
+    """``git rev-parse HEAD`` of the repository, or "unknown"."""
+    root = Path(repo) if repo else Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def git_dirty(repo: str | Path | None = None) -> bool | None:
+    """True when the working tree differs from the commit (None if git is unavailable)."""
+    root = Path(repo) if repo else Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
+def _pick(d: dict[str, Any] | None, keys: tuple[str, ...]) -> dict[str, Any]:
+    d = d or {}
+    return {k: d.get(k) for k in keys}
+
+
+def method_summary(proto: dict[str, Any] | None, fa: dict[str, Any] | None) -> dict[str, Any]:
+    """The summary block of one method (X-Mark or a baseline)."""
+    proto, fa = proto or {}, fa or {}
+    return {
+        "malicious": _pick(proto.get("malicious"), VERIFY_KEYS),
+        "ind_m": _pick(fa.get("ind_m"), IND_KEYS),
+        "ind_t": _pick(fa.get("ind_t"), IND_KEYS),
+        "ba_clean": proto.get("ba_clean"), "ba_drop": proto.get("ba_drop"),
+        "psnr": proto.get("psnr"), "ssim": proto.get("ssim"),
+    }
+
+
+def build_summary(commit: str, quick: bool, parts: dict[str, Any], baselines: tuple[str, ...]) -> dict[str, Any]:
+    """``summary.json`` in the issue's shape from the parts' results (missing parts -> null).
+
+    Parameters
+    ----------
+    commit : git commit of the code that ran
+    quick : whether this was a reduced run (anything but the full preset)
+    parts : results by part name: protocol, false_accusations, resolution, attacks, queries, speed
+    baselines : the baseline names, in order
+    """
+    proto = parts.get("protocol") or {}
+    fa = parts.get("false_accusations") or {}
+    res = (parts.get("resolution") or {}).get("xmark") or {}
+    att = parts.get("attacks") or {}
+    seq = parts.get("queries") or {}
+    spd = parts.get("speed") or {}
+    sizes = spd.get("sizes") or {}
+    speed = {
+        "eigencam_ips": (sizes.get(SUMMARY_SPEED_SIZE) or {}).get("eigencam_ips"),
+        **{f"embed_ips_{k}": (sizes.get(k) or {}).get("embed_ips") for k in ("256", "512", "1024")},
+        "io_floor_ratio_512": (sizes.get("512") or {}).get("io_floor_ratio"),
+        "verify_s_per_100": spd.get("verify_s_per_100"),
+    }
+    return {
+        "commit": commit,
+        "quick": bool(quick),
+        "xmark": method_summary(proto.get("xmark"), fa.get("xmark")),
+        "baselines": {b: method_summary(proto.get(b), fa.get(b)) for b in baselines},
+        "resolution": {k: _pick(res.get(k), VERIFY_KEYS) for k in RESOLUTION_KEYS},
+        "attacks": {k: _pick(v, ATTACK_KEYS) for k, v in att.items() if k != "none"},
+        "sequential": {"median_queries": seq.get("median_queries")},
+        "speed": speed,
+    }
+
+
+def shape_problems(summary: dict[str, Any]) -> list[str]:
+    """Where ``summary`` departs from the issue's shape (empty list: it conforms).
+
+    Checks keys, and that every number present is finite and in range (fractions in
+    [0, 1] or [-1, 1] for ΔP and BA drop, p-values in [0, 1], speeds > 0).
+    """
+    problems: list[str] = []
+
+    def keys(d: Any, want: tuple[str, ...], where: str, extra_ok: tuple[str, ...] = ()) -> bool:
+        if not isinstance(d, dict):
+            problems.append(f"{where}: not an object")
+            return False
+        missing = [k for k in want if k not in d]
+        extra = [k for k in d if k not in want and k not in extra_ok]
+        if missing:
+            problems.append(f"{where}: missing {missing}")
+        if extra:
+            problems.append(f"{where}: unexpected {extra}")
+        return not missing
+
+    def num(v: Any, where: str, lo: float, hi: float) -> None:
+        if v is None:
+            return
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or not lo <= v <= hi:
+            problems.append(f"{where}: {v!r} is not a finite number in [{lo}, {hi}]")
+
+    def verify_block(d: Any, where: str, want: tuple[str, ...] = VERIFY_KEYS) -> None:
+        if keys(d, want, where):
+            num(d["wsr"], f"{where}.wsr", 0, 1)
+            num(d["delta_p"], f"{where}.delta_p", -1, 1)
+            num(d["p"], f"{where}.p", 0, 1)
+            if "ba" in d:
+                num(d["ba"], f"{where}.ba", 0, 1)
+
+    def method(d: Any, where: str) -> None:
+        if not keys(d, METHOD_KEYS, where):
+            return
+        verify_block(d["malicious"], f"{where}.malicious")
+        for k in ("ind_m", "ind_t"):
+            if keys(d[k], IND_KEYS, f"{where}.{k}"):
+                num(d[k]["max_delta_p"], f"{where}.{k}.max_delta_p", -1, 1)
+                num(d[k]["min_p"], f"{where}.{k}.min_p", 0, 1)
+                num(d[k]["n"], f"{where}.{k}.n", 0, 1e9)
+        num(d["ba_clean"], f"{where}.ba_clean", 0, 1)
+        num(d["ba_drop"], f"{where}.ba_drop", -1, 1)
+        num(d["psnr"], f"{where}.psnr", 0, 1e3)
+        num(d["ssim"], f"{where}.ssim", -1, 1)
+
+    if not keys(summary, TOP_KEYS, "summary", extra_ok=("stealthmark",)):
+        return problems
+    if not isinstance(summary["commit"], str) or not summary["commit"]:
+        problems.append("summary.commit: not a non-empty string")
+    if not isinstance(summary["quick"], bool):
+        problems.append("summary.quick: not a boolean")
+    method(summary["xmark"], "xmark")
+    if isinstance(summary["baselines"], dict):
+        for name, d in summary["baselines"].items():
+            method(d, f"baselines.{name}")
+    else:
+        problems.append("baselines: not an object")
+    if keys(summary["resolution"], RESOLUTION_KEYS, "resolution"):
+        for k in RESOLUTION_KEYS:
+            verify_block(summary["resolution"][k], f"resolution.{k}")
+    if isinstance(summary["attacks"], dict):
+        for name, d in summary["attacks"].items():
+            verify_block(d, f"attacks.{name}", ATTACK_KEYS)
+    else:
+        problems.append("attacks: not an object")
+    if keys(summary["sequential"], ("median_queries",), "sequential"):
+        num(summary["sequential"]["median_queries"], "sequential.median_queries", 1, 1e9)
+    if keys(summary["speed"], SPEED_KEYS, "speed"):
+        for k in SPEED_KEYS:
+            num(summary["speed"][k], f"speed.{k}", 1e-12, 1e12)
+    return problems
+
+
+# ---------------------------------------------------------------------------------- Markdown
+
+
+def _f(v: Any, fmt: str = ".3f") -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return format(v, fmt)
+
+
+def _pct(v: Any) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
+def _p(v: Any) -> str:
+    return "–" if v is None else f"{v:.2g}"
+
+
+def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str, Any], seconds: float) -> str:
+    """The results as Markdown tables (what the README's Results section shows)."""
+    s = settings
+    lines = [
+        f"### X-Mark benchmark ({s.get('preset')}; commit {summary['commit'][:12]}; {seconds / 60:.1f} min)",
+        "",
+        f"{s.get('n_images')} phantom images, {len(s.get('classes', [])) or 4} classes, released at "
+        f"{s.get('source_size')} px, ρ = {s.get('rho')} of class {s.get('target')}; suspects {s.get('arch')} "
+        f"at {s.get('input_size')} px; m = {s.get('m')}, τ = {s.get('tau')}, α = {s.get('alpha')}.",
+        "",
+        "| method | PSNR dB | SSIM | BA clean | BA drop | Malicious WSR | ΔP | p | Ind-M max ΔP / min p (n) "
+        "| Ind-T max ΔP / min p (n) | ΔP @1/2 | ΔP @1/4 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    res = parts.get("resolution") or {}
+    rows = [("X-Mark", summary["xmark"], res.get("xmark") or {})]
+    rows += [(b, d, res.get(b) or {}) for b, d in summary["baselines"].items()]
+    for name, d, r in rows:
+        mal, im, it = d["malicious"], d["ind_m"], d["ind_t"]
+        lines.append(
+            f"| {name} | {_f(d['psnr'], '.2f')} | {_f(d['ssim'], '.4f')} | {_pct(d['ba_clean'])} | "
+            f"{_f(None if d['ba_drop'] is None else 100 * d['ba_drop'], '+.1f')} pt | {_pct(mal['wsr'])} | "
+            f"{_f(mal['delta_p'])} | {_p(mal['p'])} | {_f(im['max_delta_p'])} / {_p(im['min_p'])} ({_f(im['n'], 'd')}) | "
+            f"{_f(it['max_delta_p'])} / {_p(it['min_p'])} ({_f(it['n'], 'd')}) | "
+            f"{_f((r.get('0.5') or {}).get('delta_p'))} | {_f((r.get('0.25') or {}).get('delta_p'))} |")
+
+    xr = res.get("xmark") or {}
+    if xr:
+        lines += ["", "**Resolution transfer (X-Mark release)**", "",
+                  "| suspect | input px | BA | WSR | ΔP | p |", "|---|---|---|---|---|---|"]
+        for k, r in xr.items():
+            if "skipped" in r:
+                lines.append(f"| {k} | – | – | – | – | skipped: {r['skipped']} |")
+            else:
+                label = f"{r['arch']} (other arch)" if k == "other_arch" else f"×{k} of source"
+                lines.append(f"| {label} | {r['input_size']} | {_pct(r['ba'])} | {_pct(r['wsr'])} | "
+                             f"{_f(r['delta_p'])} | {_p(r['p'])} |")
+
+    att = parts.get("attacks") or {}
+    if att:
+        lines += ["", "**Adaptive attacks on the X-Mark Malicious suspect**", "",
+                  "| attack | BA | WSR | ΔP | p |", "|---|---|---|---|---|"]
+        for k, r in att.items():
+            lines.append(f"| {k} | {_pct(r['ba'])} | {_pct(r['wsr'])} | {_f(r['delta_p'])} | {_p(r['p'])} |")
+
+    fa = parts.get("false_accusations") or {}
+    if fa:
+        lines += ["", "**False accusations** (share of independent models / keys with p < α)", "",
+                  "| method | Ind-M | Ind-T |", "|---|---|---|"]
+        for k, r in fa.items():
+            lines.append(f"| {k} | {_pct(r['ind_m']['share_p_below_alpha'])} of {r['ind_m']['n']} | "
+                         f"{_pct(r['ind_t']['share_p_below_alpha'])} of {r['ind_t']['n']} |")
+
+    seq = parts.get("queries") or {}
+    if seq:
+        lines += ["", f"**Sequential test**: median queries to reach α = {seq.get('alpha')}: "
+                      f"{_f(seq.get('median_queries'), '.0f')} ({seq.get('reached')}/{seq.get('repeats')} runs "
+                      f"reached it within m = {seq.get('m')})."]
+
+    spd = parts.get("speed") or {}
+    if spd:
+        lines += ["", f"**Speed** (torch threads {spd.get('torch_threads')}, load average before "
+                      f"{_f((spd.get('loadavg_before') or [None])[0], '.1f')})", "",
+                  "| size | EigenCAM img/s | generator img/s | generator native img/s | embed img/s "
+                  "| I/O floor img/s | embed / I/O time |", "|---|---|---|---|---|---|---|"]
+        for k, r in (spd.get("sizes") or {}).items():
+            lines.append(f"| {k} px | {_f(r['eigencam_ips'], '.1f')} | {_f(r['generator_ips'], '.1f')} | "
+                         f"{_f(r.get('generator_native_ips'), '.1f')} | {_f(r['embed_ips'], '.2f')} | "
+                         f"{_f(r['io_ips'], '.1f')} | {_f(r['io_floor_ratio'], '.2f')}× |")
+        lines += ["", f"Verification: {_f(spd.get('verify_s_per_100'), '.2f')} s per 100 queries in-process, "
+                      f"{_f(spd.get('verify_http_s_per_100'), '.2f')} s over HTTP."]
+    if "stealthmark" in summary:
+        lines += ["", "**StealthMark**: see `details/stealthmark.json`."]
+    return "\n".join(lines) + "\n"
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON values: numpy scalars and arrays to Python, tuples to lists, and
+    non-finite floats to None (strict JSON has no NaN or infinity)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_results(out: str | Path, summary: dict[str, Any], parts: dict[str, Any], run_info: dict[str, Any],
+                  table: str) -> list[Path]:
+    """Write summary.json, run.json, table.md and details/<part>.json (atomically).
+
+    Returns
+    -------
+    The paths written.
+    """
+    out = Path(out)
+    written = [out / "summary.json", out / "run.json", out / "table.md"]
+    atomic_write_json(written[0], jsonable(summary))
+    atomic_write_json(written[1], jsonable(run_info))
+    atomic_write_text(written[2], table)
+    meta = {k: run_info[k] for k in ("commit", "dirty", "settings") if k in run_info}
+    for name, data in parts.items():
+        if data is None:
+            continue
+        path = out / "details" / f"{name}.json"
+        atomic_write_json(path, jsonable({**meta, "part": name, "results": data}))
+        written.append(path)
+    return written

@@ -1,0 +1,185 @@
+"""Entry point: ``python -m benchmarks.run [--quick] --out results/``.
+
+Runs the parts in order (protocol -> resolution -> false accusations -> attacks ->
+sequential queries -> speed -> StealthMark if ``benchmarks/stealthmark.py`` exists),
+prints progress on stderr and the Markdown table on stdout, and writes
+``summary.json``, ``run.json``, ``table.md`` and ``details/<part>.json`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import inspect
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks import attacks, false_accusations, protocol, queries, report, resolution, speed
+from benchmarks.context import BenchContext, Log
+from benchmarks.settings import BASELINES, BenchSettings, preset
+
+PARTS: dict[str, Callable[..., Any]] = {
+    "resolution": resolution.run,
+    "false_accusations": false_accusations.run,
+    "attacks": attacks.run,
+    "queries": queries.run,
+    "speed": speed.run,
+}
+ALL_PARTS = ("protocol", *PARTS, "stealthmark")
+
+
+def run_stealthmark(settings: BenchSettings, out: Path, log: Log) -> dict[str, Any] | None:
+    """Call ``benchmarks.stealthmark.run`` if that module exists (None if it does not).
+
+    The hook passes whichever of ``settings``, ``quick``, ``preset``, ``seed``, ``out`` and
+    ``log`` its signature accepts and stores the returned dict under ``"stealthmark"``.
+    """
+    try:
+        mod = importlib.import_module("benchmarks.stealthmark")
+    except ModuleNotFoundError as e:
+        if e.name == "benchmarks.stealthmark":
+            return None
+        raise
+    fn = getattr(mod, "run", None)
+    if fn is None:
+        raise AttributeError("benchmarks/stealthmark.py has no run() function")
+    offered = {"settings": settings, "quick": settings.preset != "full", "preset": settings.preset,
+               "seed": settings.seed, "out": out, "log": log}
+    params = inspect.signature(fn).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    result = fn(**{k: v for k, v in offered.items() if takes_all or k in params})
+    return dict(result) if result is not None else None
+
+
+def run_benchmark(settings: BenchSettings, out: str | Path, parts: Sequence[str] = ALL_PARTS,
+                  log: Log | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Run the benchmark and write its files.
+
+    Parameters
+    ----------
+    settings : a preset from :func:`benchmarks.settings.preset`
+    out : results folder
+    parts : which parts to run ("protocol" always runs: the others need its models)
+    log : progress sink (default: stderr)
+
+    Returns
+    -------
+    (summary, problems) : the summary.json content, and what failed or departs from its
+        shape (empty when all is well)
+    """
+    log = log or Log()
+    out = Path(out)
+    unknown = set(parts) - set(ALL_PARTS)
+    if unknown:
+        raise ValueError(f"unknown parts {sorted(unknown)}; choose from {ALL_PARTS}")
+    torch.set_num_threads(settings.threads)
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    load_start = os.getloadavg()
+    t0 = time.perf_counter()
+    seconds: dict[str, float] = {}
+    problems: list[str] = []
+    log(f"benchmark preset {settings.preset}: {settings.n_images} images at {settings.source_size} px, "
+        f"suspects at {settings.input_size} px, torch threads {settings.threads}")
+
+    tp = time.perf_counter()
+    ctx = BenchContext.create(settings, log)
+    seconds["data"] = time.perf_counter() - tp
+    tp = time.perf_counter()
+    methods, proto = protocol.run(ctx)
+    seconds["protocol"] = time.perf_counter() - tp
+    results: dict[str, Any] = {"protocol": proto}
+    for name, fn in PARTS.items():
+        if name in parts:
+            tp = time.perf_counter()
+            log(f"--- {name}")
+            results[name] = fn(ctx, methods)
+            seconds[name] = time.perf_counter() - tp
+
+    commit = report.git_commit()
+    summary = report.build_summary(commit, settings.preset != "full", results, BASELINES)
+    if "stealthmark" in parts:
+        tp = time.perf_counter()
+        try:
+            sm = run_stealthmark(settings, out, log)
+        except Exception as e:  # noqa: BLE001 - another helper's part must not lose ours
+            log(f"StealthMark benchmark failed: {type(e).__name__}: {e}")
+            problems.append(f"stealthmark: {type(e).__name__}: {e}")
+            sm = {"error": f"{type(e).__name__}: {e}"}
+        if sm is not None:
+            summary["stealthmark"] = sm
+            results["stealthmark"] = sm
+            seconds["stealthmark"] = time.perf_counter() - tp
+    total = time.perf_counter() - t0
+    summary = report.jsonable(summary)
+    problems += report.shape_problems(summary)
+    run_info = {
+        "commit": commit, "dirty": report.git_dirty(), "settings": settings.to_dict(), "parts": list(parts),
+        "started_utc": started, "seconds_total": total, "seconds": seconds,
+        "models": [tr.spec() for tr in ctx.models.values()],
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "torch": torch.__version__, "numpy": np.__version__, "cpu_count": os.cpu_count(),
+                    "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg())},
+        "argv": sys.argv, "problems": problems,
+    }
+    table = report.markdown(summary, results, {**settings.to_dict(), "classes": settings.classes}, total)
+    report.write_results(out, summary, results, run_info, table)
+    log(f"done in {total / 60:.1f} min; results in {out}")
+    return summary, problems
+
+
+def _parse_set(items: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+        if isinstance(out[key], list):
+            out[key] = tuple(out[key])
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="reduced run (~10 min on 2 quiet cores)")
+    p.add_argument("--preset", choices=("full", "quick", "micro"), default=None,
+                   help="settings preset (default full; --quick = --preset quick; micro is for tests)")
+    p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1)")
+    p.add_argument("--seed", type=int, default=None, help="master seed (default 0)")
+    p.add_argument("--parts", default=",".join(ALL_PARTS),
+                   help=f"comma-separated parts to run (default all: {','.join(ALL_PARTS)})")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting (JSON value), e.g. --set epochs=5")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    a = p.parse_args(argv)
+    name = a.preset or ("quick" if a.quick else "full")
+    overrides = _parse_set(a.set)
+    if a.threads is not None:
+        overrides["threads"] = a.threads
+    if a.seed is not None:
+        overrides["seed"] = a.seed
+    settings = preset(name, **overrides)
+    parts = [x.strip() for x in a.parts.split(",") if x.strip()]
+    summary, problems = run_benchmark(settings, a.out, parts, Log(quiet=a.quiet))
+    print(Path(a.out, "table.md").read_text(encoding="utf-8"))
+    for msg in problems:
+        print(f"problem: {msg}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,157 @@
+"""Benchmark settings and the three presets (full, quick, micro).
+
+Every number in a result file comes from one :class:`BenchSettings`, stored next to it.
+``full`` is the protocol of record (issue: >= 4,000 phantom images, 4 classes, 256 px
+source); ``quick`` is a reduced run for a laptop (~10 min on 2 quiet cores); ``micro``
+only exercises the code path (tests) and its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from xmark_core.data.phantom import FINDINGS
+
+BASELINES = ("badnets", "blended", "static")
+INPUT_ATTACKS = ("jpeg", "resize_0.5", "blur", "noise", "median")
+SPEED_SIZES = (256, 512, 1024)
+
+
+@dataclass
+class BenchSettings:
+    """Everything a benchmark run depends on (recorded in every result file).
+
+    Attributes
+    ----------
+    preset : "full", "quick" or "micro"
+    n_images : size of the owner's dataset (the release), phantom seed ``seed``
+    source_size : side of the released images (the "full" resolution)
+    input_size : side the surrogate and the standard suspects are trained at; a suspect's
+        input size is part of its spec (queries are resized to it)
+    n_eval : held-out images (phantom seed ``seed + 1``): clean accuracy and the query pool
+        (its non-target images)
+    attacker_fraction : clean data of the attacker for fine-tuning, as a share of
+        ``n_images`` (phantom seed ``seed + 2``)
+    target, rho : target class index and share of its images that are marked
+    arch, arch_kwargs : surrogate / suspect architecture (kwargs apply to ``smallcnn``)
+    other_arch : the second architecture of the resolution-transfer part
+    epochs, patience, batch_size, lr : classifier training (early stopping on 15% val)
+    gen_images : images (stratified, at ``input_size``) the generator is trained on
+    gen_overrides : fields of ``GeneratorTrainConfig`` changed from the library default
+        ({} = the generator module's own recipe)
+    work_size : the marker marks images at this side and upsamples the mark (None: at
+        the image's own resolution)
+    m, tau, alpha, verify_seed : the verification protocol (DVBW t-test)
+    n_ind_models, n_ind_keys : independent clean models (Ind-M) and independent keys
+        (Ind-T) per method
+    resolution_factors : X-Mark suspects trained on the release downsampled by these
+        factors of ``source_size`` (sides below 32 px are skipped)
+    baseline_factors : the same for the baselines' releases (the comparison at 1/4)
+    ft_epochs, ft_lr, prune_fraction : model attacks (fine-tune on the attacker's clean
+        data; fine-pruning removes this share of last-block channels, then fine-tunes)
+    input_attacks : query-time transforms from :data:`xmark_core.attacks.INPUT_ATTACKS`
+    seq_repeats, seq_batch : repeats (query seeds) of the sequential test and its batch
+    speed_images : images timed per size in :data:`SPEED_SIZES`
+    speed_native_max : largest size at which the generator is also timed at native resolution
+    static_steps, static_eps : optimisation of the static clean-label pattern
+    baseline_psnr : scale the baselines to this PSNR instead of X-Mark's (None: X-Mark's,
+        the equal-visibility comparison; a number: a control experiment)
+    psnr_fallback : PSNR the baselines are scaled to when X-Mark's is not finite
+    threads : torch CPU threads
+    seed : master seed (data seeds, suspect seeds and keys derive from it)
+    """
+
+    preset: str = "full"
+    n_images: int = 4000
+    source_size: int = 256
+    input_size: int = 64
+    n_eval: int = 800
+    attacker_fraction: float = 0.1
+    target: int = 1
+    rho: float = 0.1
+    arch: str = "smallcnn"
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    other_arch: str = "resnet18"
+    epochs: int = 20
+    patience: int = 5
+    batch_size: int = 64
+    lr: float = 1e-3
+    gen_images: int = 2000
+    gen_overrides: dict[str, Any] = field(default_factory=dict)
+    work_size: int | None = 64
+    m: int = 100
+    tau: float = 0.2
+    alpha: float = 0.01
+    verify_seed: int = 0
+    n_ind_models: int = 10
+    n_ind_keys: int = 10
+    resolution_factors: tuple[float, ...] = (1.0, 0.5, 0.25)
+    baseline_factors: tuple[float, ...] = (0.5, 0.25)
+    ft_epochs: int = 5
+    ft_lr: float = 1e-4
+    prune_fraction: float = 0.5
+    input_attacks: tuple[str, ...] = INPUT_ATTACKS
+    seq_repeats: int = 20
+    seq_batch: int = 5
+    speed_images: int = 16
+    speed_native_max: int = 1024
+    static_steps: int = 300
+    static_eps: float = 0.03
+    baseline_psnr: float | None = None
+    psnr_fallback: float = 42.0
+    threads: int = 1
+    seed: int = 0
+
+    @property
+    def classes(self) -> list[str]:
+        return list(FINDINGS)
+
+    def suspect_seed(self, i: int = 0) -> int:
+        """Seed of the i-th suspect (the surrogate uses ``seed``; suspects never share it)."""
+        return self.seed + 100 + i
+
+    def key(self, i: int) -> int:
+        """The i-th independent owner key (the owner's own key is ``seed``)."""
+        return self.seed + 1000 + i
+
+    def size_at(self, factor: float) -> int:
+        return int(round(self.source_size * factor))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def preset(name: str, **overrides: Any) -> BenchSettings:
+    """Settings of a named preset with ``overrides`` applied.
+
+    Parameters
+    ----------
+    name : "full" (the protocol of record), "quick" or "micro" (tests only)
+    **overrides : any :class:`BenchSettings` field
+    """
+    if name == "full":
+        s = BenchSettings()
+    elif name == "quick":
+        s = BenchSettings(
+            preset="quick", n_images=1200, source_size=128, input_size=64, n_eval=400,
+            arch_kwargs={"width": 8}, epochs=8, patience=3, gen_images=400,
+            gen_overrides={"epochs": 4}, work_size=64, n_ind_models=3, n_ind_keys=3,
+            resolution_factors=(0.5, 0.25), ft_epochs=3, seq_repeats=9, speed_images=4,
+            speed_native_max=512, static_steps=100,
+        )
+    elif name == "micro":
+        s = BenchSettings(
+            preset="micro", n_images=48, source_size=128, input_size=32, n_eval=40, rho=0.25,
+            arch_kwargs={"width": 4}, other_arch="resnet18", epochs=1, patience=1, batch_size=16,
+            gen_images=32, gen_overrides={"epochs": 1, "base": 4, "depth": 2, "batch_size": 16},
+            work_size=32, m=20, n_ind_models=2, n_ind_keys=2, resolution_factors=(0.5, 0.25),
+            ft_epochs=1, seq_repeats=3, speed_images=1, speed_native_max=256, static_steps=5,
+        )
+    else:
+        raise ValueError(f"unknown preset {name!r}; choose full, quick or micro")
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(BenchSettings)}
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)}")
+    return dataclasses.replace(s, **overrides)

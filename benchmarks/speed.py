@@ -1,0 +1,157 @@
+"""Part 7: speed on this machine.
+
+At 256, 512 and 1024 px, on a folder of 16-bit PNG phantoms (all of the target class, so
+every image is marked, ``rho = 1``):
+
+* ``eigencam_ips`` -- EigenCAM maps per second (the surrogate at its input size, the map
+  upsampled to the image);
+* ``generator_ips`` -- perturbations per second given the saliency, with the run's
+  ``work_size`` and (up to ``speed_native_max``) at native resolution;
+* ``embed_ips`` -- end-to-end :func:`xmark_core.embed.embed_release` (read, saliency,
+  generator, write, read back, PSNR/SSIM, hashes, manifest);
+* ``io_ips`` -- the I/O floor: merely decode and re-encode the same PNGs;
+  ``io_floor_ratio`` = embedding time / I/O time;
+
+and verification seconds per 100 queries in-process and over HTTP (the reference server
+on 127.0.0.1 in a thread). The load average is recorded: timings on a shared machine are
+only comparable with the load they were taken under.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.context import BenchContext
+from benchmarks.protocol import XMARK, Method
+from benchmarks.settings import SPEED_SIZES
+from xmark_core.data.folder import FolderDataset
+from xmark_core.data.io import read_image, write_image
+from xmark_core.data.phantom import make_phantom
+from xmark_core.embed import embed_release
+from xmark_core.generator.model import Marker
+from xmark_core.saliency import saliency_maps
+from xmark_core.verify.protocol import run_verification
+
+
+def _timed(fn: Any) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+class ServerThread:
+    """The reference suspect server on a free 127.0.0.1 port, in a background thread."""
+
+    def __init__(self, app: Any):
+        import uvicorn
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        for _ in range(600):
+            if self.server.started:
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("the reference server did not start within 30 s")
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+def write_phantom_folder(root: Path, n: int, size: int, seed: int, target: int, classes: list[str]) -> Path:
+    """``n`` target-class phantoms as 16-bit PNGs with ``labels.csv`` and ``classes.txt``."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        name = f"img_{i:04d}.png"
+        write_image(root / name, make_phantom(seed, i, size, finding=target).image, bit_depth=16)
+        rows.append((name, classes[target]))
+    with open(root / "labels.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label"])
+        w.writerows(rows)
+    (root / "classes.txt").write_text("\n".join(classes) + "\n", encoding="utf-8")
+    return root
+
+
+def _io_floor(paths: list[Path], out: Path) -> float:
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for i, p in enumerate(paths):
+        loaded = read_image(p)
+        write_image(out / f"{i}.png", loaded.image, like=loaded)
+    return time.perf_counter() - t0
+
+
+def size_row(ctx: BenchContext, marker: Marker, size: int, tmp: Path) -> dict[str, Any]:
+    """Timings at one image size (``speed_images`` images)."""
+    s = ctx.s
+    n = s.speed_images
+    folder = write_phantom_folder(tmp / f"src{size}", n, size, s.seed + 3, s.target, s.classes)
+    ds = FolderDataset(folder)
+    images = np.stack([ds[i].image for i in range(n)])[:, None]
+    sal, t_cam = _timed(lambda: saliency_maps(marker.surrogate, images, input_size=marker.input_size))
+    _, t_gen = _timed(lambda: marker.perturbation(images[:, 0], saliency=sal))
+    row: dict[str, Any] = {"n": n, "eigencam_ips": n / t_cam, "generator_ips": n / t_gen,
+                           "work_size": marker.work_size}
+    if size <= s.speed_native_max and marker.work_size is not None and size > marker.work_size:
+        native = Marker(marker.surrogate, marker.generator, marker.input_size, marker.target,
+                        marker.cam_method, work_size=None, device=marker.device)
+        _, t_nat = _timed(lambda: native.perturbation(images[:, 0], saliency=sal))
+        row["generator_native_ips"] = n / t_nat
+    t_io = _io_floor(list(ds.paths), tmp / f"io{size}")
+    res, t_embed = _timed(lambda: embed_release(ds, marker, s.target, tmp / f"embed{size}", rho=1.0, seed=s.seed))
+    row.update(io_ips=n / t_io, embed_ips=n / t_embed, io_floor_ratio=t_embed / t_io,
+               embed_marked=res.n_marked, embed_psnr=res.psnr_mean)
+    ctx.log(f"speed {size}px: EigenCAM {row['eigencam_ips']:.1f} img/s, generator {row['generator_ips']:.1f} img/s, "
+            f"embed {row['embed_ips']:.2f} img/s, I/O {row['io_ips']:.1f} img/s (ratio {row['io_floor_ratio']:.2f})")
+    return row
+
+
+def verify_timings(ctx: BenchContext, marker: Marker, mal_model: torch.nn.Module) -> dict[str, float]:
+    """Seconds per 100 paired queries in-process and over HTTP (marking included)."""
+    from xmark_core.verify.http_client import HttpSuspect
+    from xmark_core.verify.server import ClassifierService, create_app
+
+    s = ctx.s
+    cfg = ctx.verify_config()
+    suspect = ctx.suspect(mal_model)
+    _, t_local = _timed(lambda: run_verification(suspect, marker, ctx.pool, ctx.pool_ids, s.target, cfg))
+    service = ClassifierService(mal_model, s.classes, s.input_size, "benchmark-malicious")
+    with ServerThread(create_app(service)) as srv, HttpSuspect(srv.url) as remote:
+        _, t_http = _timed(lambda: run_verification(remote, marker, ctx.pool, ctx.pool_ids, s.target, cfg))
+    out = {"verify_s_per_100": t_local * 100 / s.m, "verify_http_s_per_100": t_http * 100 / s.m}
+    ctx.log(f"verification: {out['verify_s_per_100']:.2f} s / 100 queries in-process, "
+            f"{out['verify_http_s_per_100']:.2f} s over HTTP")
+    return out
+
+
+def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, Any]:
+    """``{"sizes": {size: row}, "verify_s_per_100", "verify_http_s_per_100", machine info}``."""
+    inner = methods[XMARK].marker.inner
+    if not isinstance(inner, Marker):
+        raise TypeError(f"speed needs X-Mark's Marker, got {type(inner).__name__}")
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="xmark-bench-speed-") as tmp:
+        sizes = {str(size): size_row(ctx, inner, size, Path(tmp)) for size in SPEED_SIZES}
+    out: dict[str, Any] = {"sizes": sizes, **verify_timings(ctx, inner, ctx.train(XMARK).model)}
+    out.update(torch_threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
+               loadavg_before=list(load_before), loadavg_after=list(os.getloadavg()))
+    return out

@@ -1,0 +1,120 @@
+"""The benchmark runner end to end on a micro configuration (numbers meaningless, shape and
+ranges checked), the PSNR matching the baselines' fairness rests on, and the StealthMark hook.
+
+Runtime: ~30-40 s on 2 busy cores (the micro run; the rest is instantaneous)."""
+
+import json
+import math
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+# `benchmarks` is a top-level folder, not part of the installed package: make it
+# importable when pytest is run as `pytest` rather than `python -m pytest`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import report
+from benchmarks.baselines import (
+    TriggerMarker,
+    badnets_trigger,
+    blended_trigger,
+    match_psnr,
+    mean_psnr,
+)
+from benchmarks.context import Log
+from benchmarks.run import ALL_PARTS, run_benchmark, run_stealthmark
+from benchmarks.settings import BASELINES, preset
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("bench")
+    settings = preset("micro")
+    parts = [p for p in ALL_PARTS if p != "stealthmark"]  # StealthMark's helper tests its own part
+    summary, problems = run_benchmark(settings, out, parts, Log(quiet=True))
+    return settings, out, summary, problems
+
+
+def test_micro_run_writes_the_summary_shape(micro):
+    settings, out, summary, problems = micro
+    assert problems == []
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk == summary
+    assert set(summary) == set(report.TOP_KEYS)
+    assert summary["quick"] is True and isinstance(summary["commit"], str) and summary["commit"]
+    assert set(summary["baselines"]) == set(BASELINES)
+    for block in [summary["xmark"], *summary["baselines"].values()]:
+        assert set(block) == set(report.METHOD_KEYS)
+        assert set(block["malicious"]) == {"wsr", "delta_p", "p"}
+        assert 0 <= block["malicious"]["p"] <= 1 and 0 <= block["malicious"]["wsr"] <= 1
+        assert -1 <= block["malicious"]["delta_p"] <= 1
+        assert block["ind_m"]["n"] == settings.n_ind_models and block["ind_t"]["n"] == settings.n_ind_keys
+        assert 0 <= block["ind_m"]["min_p"] <= 1 and 0 <= block["ind_t"]["min_p"] <= 1
+        assert 0 <= block["ba_clean"] <= 1 and -1 <= block["ba_drop"] <= 1
+        assert math.isfinite(block["psnr"]) and 0 < block["ssim"] <= 1
+    # Every baseline is scaled to X-Mark's PSNR (after 16-bit quantisation of the release).
+    for name in BASELINES:
+        assert summary["baselines"][name]["psnr"] == pytest.approx(summary["xmark"]["psnr"], abs=0.05)
+    assert set(summary["resolution"]) == {"0.5", "0.25", "other_arch"}
+    assert all(0 <= r["p"] <= 1 for r in summary["resolution"].values())
+    assert set(summary["attacks"]) == {"finetune", "prune", "fineprune", *settings.input_attacks}
+    assert all(set(a) == {"wsr", "delta_p", "p", "ba"} and 0 <= a["ba"] <= 1 for a in summary["attacks"].values())
+    med = summary["sequential"]["median_queries"]
+    assert med is None or 1 <= med <= settings.m
+    assert set(summary["speed"]) == set(report.SPEED_KEYS)
+    assert all(v > 0 and math.isfinite(v) for v in summary["speed"].values())
+
+
+def test_micro_run_details_carry_commit_and_settings(micro):
+    settings, out, summary, _ = micro
+    run = json.loads((out / "run.json").read_text())
+    assert run["commit"] == summary["commit"] and run["settings"]["preset"] == "micro"
+    for part in ("protocol", "resolution", "false_accusations", "attacks", "queries", "speed"):
+        d = json.loads((out / "details" / f"{part}.json").read_text())
+        assert d["commit"] == summary["commit"] and d["settings"] == run["settings"]
+    proto = json.loads((out / "details" / "protocol.json").read_text())["results"]
+    n_marked = proto["xmark"]["n_marked"]
+    assert n_marked == round(settings.rho * settings.n_images / 4) and proto["static"]["n_marked"] == n_marked
+    assert "| X-Mark |" in (out / "table.md").read_text()
+
+
+def test_shape_check_catches_departures(micro):
+    summary = micro[2]
+    broken = json.loads(json.dumps(summary))
+    del broken["xmark"]["ind_t"]["min_p"]
+    broken["attacks"]["jpeg"]["p"] = float("nan")
+    broken["speed"]["extra"] = 1.0
+    problems = report.shape_problems(broken)
+    assert any("xmark.ind_t: missing ['min_p']" in p for p in problems)
+    assert any("attacks.jpeg.p" in p for p in problems)
+    assert any("unexpected ['extra']" in p for p in problems)
+
+
+def test_match_psnr_hits_the_target_for_each_trigger():
+    rng = np.random.default_rng(0)
+    x = np.clip(0.5 + 0.2 * rng.standard_normal((6, 64, 64)), 0, 1).astype(np.float32)
+    for trig in (badnets_trigger(64, 3), blended_trigger(64, 3)):
+        m = TriggerMarker("t", trig).scaled_to(x, 42.0)
+        assert 0 < m.strength < 1
+        assert mean_psnr(x, m.mark(x)) == pytest.approx(42.0, abs=1e-3)
+    r = np.full_like(x, 1e-4)  # a weak additive pattern needs a strength far above 1
+    a = match_psnr(x, r, 40.0)
+    assert a > 1 and mean_psnr(x, np.clip(x + a * r, 0, 1)) == pytest.approx(40.0, abs=1e-3)
+    assert match_psnr(x, r, 40.0, max_strength=2.0) == 2.0  # capped: cannot reach the target
+
+
+def test_stealthmark_hook_passes_what_run_accepts(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_run(quick, out, log=None):
+        seen.update(quick=quick, out=out)
+        return {"asr": 1.0}
+
+    monkeypatch.setitem(sys.modules, "benchmarks.stealthmark", types.SimpleNamespace(run=fake_run))
+    assert run_stealthmark(preset("quick"), tmp_path, Log(quiet=True)) == {"asr": 1.0}
+    assert seen == {"quick": True, "out": tmp_path}

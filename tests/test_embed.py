@@ -1,0 +1,185 @@
+"""Embedding: release layout, loaders round trip, commitment, resume after a crash, shards, CLI.
+
+The marker here is a real generator with random weights (its output is deterministic and
+non-trivial); whether marks *work* is tested in test_generator.py and the verification tests.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from xmark_core.data.folder import FolderDataset
+from xmark_core.data.io import read_image, write_image
+from xmark_core.data.phantom import PhantomDataset
+from xmark_core.embed import (
+    OWNER_RECORD,
+    check_commitment,
+    embed_release,
+    load_owner_record,
+    merge_shards,
+    select_marked,
+)
+from xmark_core.errors import DataError
+from xmark_core.generator.model import Marker, build_generator
+from xmark_core.nets.classifiers import build_classifier
+
+TARGET = 1
+
+
+@pytest.fixture(scope="module")
+def marker():
+    torch.manual_seed(0)
+    sur = build_classifier("smallcnn", 4, width=8)
+    gen = build_generator(base=8, eps=0.03, key=5)
+    with torch.no_grad():
+        gen.head.weight.mul_(30.0)  # a visible (untrained) mark, so marked files differ
+    return Marker(sur, gen, input_size=64, target=TARGET, device=torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return PhantomDataset(40, size=64, seed=3)
+
+
+def _images(release):
+    return sorted(p for p in release.rglob("*.png"))
+
+
+def test_release_round_trips_through_the_loader(tmp_path, marker, phantom):
+    res = embed_release(phantom, marker, TARGET, tmp_path, rho=0.5, seed=0)
+    assert res.n_images == 40 and res.n_marked == 5 and res.commitment
+    back = FolderDataset(tmp_path / "release")
+    assert back.classes == phantom.classes
+    np.testing.assert_array_equal(back.labels(), phantom.labels())  # clean-label: labels untouched
+    rec = load_owner_record(tmp_path)
+    marked = {m["image_id"] for m in rec["marked"]}
+    assert len(marked) == 5
+    expect = set(select_marked(phantom.labels(), TARGET, 0.5, 0).tolist())
+    assert marked == {f"phantom-3-{i}" for i in expect}
+    for i in range(len(back)):
+        r, src = back[i], phantom[i]
+        assert r.meta["bit_depth"] == 16
+        if src.image_id in marked:
+            assert src.label == TARGET
+            want = marker.mark(src.image)
+            assert np.abs(r.image - want).max() < 1e-4  # 16-bit quantisation only
+            assert np.abs(r.image - src.image).max() > 1e-3
+        else:
+            assert np.abs(r.image - src.image).max() < 1e-4
+    q = rec["quality"]
+    assert q["psnr_min"] > 30 and q["ssim_min"] > 0.9
+    manifest = json.loads((tmp_path / "release" / "manifest.json").read_text())
+    assert manifest["commitment"] == rec["commitment"] == res.commitment
+    assert "marked" not in json.dumps(manifest)  # the public manifest does not say which
+    assert not (tmp_path / "release" / OWNER_RECORD).exists()
+
+
+def test_file_release_keeps_format_and_bit_depth(tmp_path, marker, phantom):
+    src = tmp_path / "src"
+    rows = ["path,label"]
+    for i in range(12):
+        r = phantom[i]
+        name = f"{phantom.classes[r.label].replace(' ', '_')}/img{i}.png"
+        write_image(src / name, r.image, bit_depth=8 if i % 2 else 16)
+        rows.append(f"{name},{phantom.classes[r.label]}")
+    (src / "labels.csv").write_text("\n".join(rows) + "\n")
+    (src / "classes.txt").write_text("\n".join(phantom.classes) + "\n")
+    ds = FolderDataset(src)
+    res = embed_release(ds, marker, TARGET, tmp_path / "out", rho=1.0, seed=0)
+    assert res.n_marked == 3
+    back = FolderDataset(tmp_path / "out" / "release")
+    assert [back.image_id(i) for i in range(len(back))] == [ds.image_id(i) for i in range(len(ds))]
+    rec = load_owner_record(tmp_path / "out")
+    marked = {m["path"] for m in rec["marked"]}
+    for i in range(len(ds)):
+        a, b = read_image(ds.paths[i]), read_image(back.paths[i])
+        assert a.bit_depth == b.bit_depth and b.fmt == "png"
+        same_bytes = ds.paths[i].read_bytes() == back.paths[i].read_bytes()
+        assert same_bytes == (ds.image_id(i) not in marked)
+
+
+def test_commitment_detects_any_change(tmp_path, marker, phantom):
+    embed_release(phantom, marker, TARGET, tmp_path, rho=0.5, seed=0)
+    release = tmp_path / "release"
+    rec = load_owner_record(tmp_path)
+    assert check_commitment(rec) and check_commitment(tmp_path, release)
+    # a marked file changes
+    f = release / rec["marked"][0]["path"]
+    img = read_image(f)
+    write_image(f, np.clip(img.image + 0.01, 0, 1), like=img)
+    assert check_commitment(rec)  # the record itself is intact ...
+    assert not check_commitment(rec, release)  # ... but no longer matches the release
+    # an unmarked file changes (listed in the manifest the record binds)
+    embed_release(phantom, marker, TARGET, tmp_path / "b", rho=0.5, seed=0)
+    rec_b = load_owner_record(tmp_path / "b")
+    unmarked = next(p for p in _images(tmp_path / "b" / "release") if
+                    p.relative_to(tmp_path / "b" / "release").as_posix() not in
+                    {m["path"] for m in rec_b["marked"]})
+    unmarked.write_bytes(unmarked.read_bytes()[:-12] + b"\0" * 12)
+    assert not check_commitment(rec_b, tmp_path / "b" / "release")
+    # any edit of the record breaks its commitment
+    for edit in (lambda r: r["marked"][0].__setitem__("ssim", 0.5), lambda r: r.__setitem__("rho", 0.2),
+                 lambda r: r["generator"].__setitem__("key", 6)):
+        r = load_owner_record(tmp_path)
+        edit(r)
+        assert not check_commitment(r)
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_resume_after_crash(tmp_path, marker, phantom):
+    full = embed_release(phantom, marker, TARGET, tmp_path / "ref", rho=0.5, seed=0)
+
+    def crash_after(k):
+        def progress(done, total):
+            if done == k:
+                raise _Crash
+        return progress
+
+    out = tmp_path / "run"
+    with pytest.raises(_Crash):
+        embed_release(phantom, marker, TARGET, out, rho=0.5, seed=0, progress=crash_after(23))
+    release = out / "release"
+    assert not list(out.rglob("*.tmp*"))  # no half-written file left behind
+    written = _images(release)
+    assert len(written) == 23
+    for p in written:
+        read_image(p)  # every file on disk is complete
+    assert not (out / OWNER_RECORD).exists()
+    # a file damaged after the crash is redone, the others are skipped
+    written[0].write_bytes(b"garbage")
+    res = embed_release(phantom, marker, TARGET, out, rho=0.5, seed=0)
+    assert res.n_skipped == 22 and res.n_written == 18
+    assert res.commitment == full.commitment
+    assert check_commitment(out, release)
+
+
+def test_shards_merge_to_the_same_commitment(tmp_path, marker, phantom):
+    single = embed_release(phantom, marker, TARGET, tmp_path / "single", rho=0.5, seed=0)
+    parts = []
+    for i in range(3):
+        r = embed_release(phantom, marker, TARGET, tmp_path / f"s{i}", rho=0.5, seed=0, shard=(i, 3))
+        assert r.commitment is None
+        parts.append(tmp_path / f"s{i}")
+    with pytest.raises(DataError, match="missing shard"):
+        merge_shards(parts[:2], tmp_path / "merged")
+    merged = merge_shards(parts, tmp_path / "merged")
+    assert merged.n_images == 40 and merged.n_marked == single.n_marked
+    assert merged.commitment == single.commitment
+    assert check_commitment(tmp_path / "merged", tmp_path / "merged" / "release")
+    assert FolderDataset(tmp_path / "merged" / "release").labels().tolist() == phantom.labels().tolist()
+
+
+def test_bad_inputs(tmp_path, marker, phantom):
+    with pytest.raises(DataError, match="rho"):
+        embed_release(phantom, marker, TARGET, tmp_path, rho=1.5)
+    with pytest.raises(DataError, match="shard"):
+        embed_release(phantom, marker, TARGET, tmp_path, shard=(3, 3))
+    with pytest.raises(DataError, match="target"):
+        embed_release(phantom, marker, 9, tmp_path)

@@ -1,0 +1,14 @@
+"""StealthMark: black-box ownership of a segmentation model, revealed as a QR code.
+
+The owner trains the model so that a keyed stamp placed in cells of a grid raises the
+uncertainty ``min(p, 1 - p)`` to ``eps`` exactly in the cells where (QR code of the claim
+xor a keyed mask) is dark, without changing any thresholded pixel. Verification fits a
+LIME read-out of the suspect's summed uncertainty over the stamped cells; its picture,
+binarised at a fixed threshold, decodes to the claim only for the marked model.
+
+Modules: ``qr`` (claim <-> module matrix), ``trigger`` (grid and stamp), ``mark`` (the
+owner's secret and record), ``model`` (U-Net with coordinate channels), ``data`` (phantom
+and image+mask folders), ``metrics`` (Dice, IoU, HD95, pixel AUC), ``train`` (marked and
+clean training), ``suspects`` (local, checkpoint, HTTP), ``reveal`` (LIME picture),
+``verify`` (tests, detector, verdict), ``pictures`` and ``evidence`` (report bundle).
+"""
