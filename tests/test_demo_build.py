@@ -1,0 +1,16 @@
+"""`make models` must never ship a bundle whose Malicious suspect its own check does not claim."""
+
+import pytest
+
+from xmark_core.demo_build import DemoConfig, build_demo
+from xmark_core.errors import XMarkError
+
+
+def test_failing_recipe_writes_nothing(tmp_path):
+    # One epoch everywhere: far too little for the mark to be learned, so the check must fail.
+    cfg = DemoConfig(n=80, image_size=64, classifier_epochs=1, generator={"epochs": 1, "base": 8},
+                     query_n=40, m=10)
+    out = tmp_path / "models"
+    with pytest.raises(XMarkError, match="failed its own check"):
+        build_demo(out, cfg, log=lambda s: None)
+    assert not out.exists()
