@@ -84,6 +84,7 @@ def run_benchmark(settings: BenchSettings, out: str | Path, parts: Sequence[str]
         raise ValueError(f"unknown parts {sorted(unknown)}; choose from {ALL_PARTS}")
     torch.set_num_threads(settings.threads)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    commit, dirty = report.git_commit(), report.git_dirty()  # the code as it was loaded
     load_start = os.getloadavg()
     t0 = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -105,7 +106,6 @@ def run_benchmark(settings: BenchSettings, out: str | Path, parts: Sequence[str]
             results[name] = fn(ctx, methods)
             seconds[name] = time.perf_counter() - tp
 
-    commit = report.git_commit()
     summary = report.build_summary(commit, settings.preset != "full", results, BASELINES)
     if "stealthmark" in parts:
         tp = time.perf_counter()
@@ -123,7 +123,7 @@ def run_benchmark(settings: BenchSettings, out: str | Path, parts: Sequence[str]
     summary = report.jsonable(summary)
     problems += report.shape_problems(summary)
     run_info = {
-        "commit": commit, "dirty": report.git_dirty(), "settings": settings.to_dict(), "parts": list(parts),
+        "commit": commit, "dirty": dirty, "settings": settings.to_dict(), "parts": list(parts),
         "started_utc": started, "seconds_total": total, "seconds": seconds,
         "models": [tr.spec() for tr in ctx.models.values()],
         "machine": {"platform": platform.platform(), "python": platform.python_version(),

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lr", type=float, default=1e-2)
     t.add_argument("--poison-ratio", type=float, default=0.8)
     t.add_argument("--arch", default="unet", choices=("unet", "monai-unet"))
-    t.add_argument("--base", type=int, default=16, help="channels of the first U-Net level")
+    t.add_argument("--base", type=int, default=8, help="channels of the first U-Net level")
     t.add_argument("--depth", type=int, default=3, help="U-Net down-sampling steps")
     t.add_argument("--val-fraction", type=float, default=0.15)
     t.add_argument("--seed", type=int, default=0)

@@ -10,5 +10,21 @@ Modules: ``qr`` (claim <-> module matrix), ``trigger`` (grid and stamp), ``mark`
 owner's secret and record), ``model`` (U-Net with coordinate channels), ``data`` (phantom
 and image+mask folders), ``metrics`` (Dice, IoU, HD95, pixel AUC), ``train`` (marked and
 clean training), ``suspects`` (local, checkpoint, HTTP), ``reveal`` (LIME picture),
-``verify`` (tests, detector, verdict), ``pictures`` and ``evidence`` (report bundle).
+``verify`` (tests, detector, verdict), ``pictures`` and ``evidence`` (report bundle),
+``demo`` (the app's marked and innocent demo checkpoints).
+
+Typical use (what the CLI and the app page do)::
+
+    from xmark_core.stealthmark.mark import load_owner_record
+    from xmark_core.stealthmark.suspects import open_seg_suspect
+    from xmark_core.stealthmark.verify import verify_stream, stamped_example
+    from xmark_core.stealthmark.pictures import attribution_image, code_image
+
+    owner = load_owner_record("models/stealthmark/marked/owner_record.json")
+    suspect = open_seg_suspect("models/stealthmark/marked/model.pt")   # or "http://host:port"
+    for event in verify_stream(suspect, clean_images, owner.mark):     # live
+        if event.state is not None:                                    # picture so far
+            show(attribution_image(owner.mark.unmask_coef(event.state.coef), owner.mark.eps))
+        if event.result is not None:                                   # final verdict
+            result = event.result
 """
