@@ -44,6 +44,9 @@ with left:
     seed = c2.number_input("Seed", 0, 10**6, 0, key="v_seed")
     tau = c1.number_input("Margin τ", 0.0, 0.9, 0.2, 0.05, key="v_tau")
     alpha = c2.number_input("Level α", 0.0001, 0.2, 0.01, 0.005, format="%.4f", key="v_alpha")
+    gain = c1.number_input("Query gain", 0.5, 8.0, 3.0, 0.5, key="v_gain",
+                           help="Strength of the mark on the query images (never released). "
+                                "A model that did not learn the mark does not respond at any gain.")
     b1, b2 = st.columns(2)
     run = b1.button("Run verification", type="primary", key="v_run", width="stretch")
     stop = b2.button("Stop", key="v_stop", width="stretch",
@@ -94,7 +97,7 @@ if run:
             suspect = _suspect()
             (images, ids), pool_name = _pool(int(m))
             cfg = VerifyConfig(m=int(m), tau=float(tau), alpha=float(alpha), test=TESTS[test_label],
-                               seed=int(seed), batch_size=max(5, min(10, int(m) // 20)))
+                               seed=int(seed), query_gain=float(gain), batch_size=max(5, min(10, int(m) // 20)))
             status.update(label=f"Querying the suspect with {cfg.m} image pairs ...", state="running")
             bar = bar_box.progress(0.0, text="0 queries")
 

@@ -22,7 +22,7 @@ from benchmarks.settings import BenchSettings
 from xmark_core.data.base import resize, to_arrays
 from xmark_core.data.phantom import PhantomDataset
 from xmark_core.embed import select_marked
-from xmark_core.nets.train import TrainConfig, train_classifier
+from xmark_core.nets.train import TrainConfig, predict_proba, train_classifier
 from xmark_core.quality import psnr, ssim
 from xmark_core.verify.protocol import (
     MarkerLike,
@@ -172,9 +172,16 @@ class BenchContext:
 
     # ------------------------------------------------------------------ releases
 
+    def set_selection(self, surrogate: nn.Module) -> None:
+        """Score the target images with the owner's surrogate: the embedder's default
+        "hardest" selection then marks the same images for every method."""
+        X = self.train_images(CLEAN, self.s.input_size)
+        self.cache["scores"] = predict_proba(surrogate, X)[:, self.s.target]
+
     def marked_index(self) -> np.ndarray:
-        """The target-class images every method marks (the embedder's own selection)."""
-        return select_marked(self.y, self.s.target, self.s.rho, self.s.seed)
+        """The target-class images every method marks (the embedder's own selection:
+        hardest first once :meth:`set_selection` ran, else random)."""
+        return select_marked(self.y, self.s.target, self.s.rho, self.s.seed, self.cache.get("scores"))
 
     def add_release(self, name: str, marker: MarkerLike) -> Release:
         """Mark the selected images with ``marker`` at the source resolution and record quality."""

@@ -82,14 +82,14 @@ def train_xmark(ctx: BenchContext, surrogate: Trained, key: int) -> tuple[Marker
 
 
 def xmark_method(ctx: BenchContext, surrogate: Trained) -> Method:
-    marker, history = train_xmark(ctx, surrogate, ctx.s.seed)
+    marker, history = train_xmark(ctx, surrogate, ctx.s.owner_key)
     release = ctx.add_release(XMARK, marker)
 
     def independent(i: int) -> MarkerLike:
         return train_xmark(ctx, surrogate, ctx.s.key(i))[0]
 
     return Method(XMARK, MemoMarker(marker), release, independent, {
-        "generator_config": dataclasses.asdict(generator_config(ctx, ctx.s.seed)),
+        "generator_config": dataclasses.asdict(generator_config(ctx, ctx.s.owner_key)),
         "generator_history": history, "work_size": ctx.s.work_size,
     })
 
@@ -130,6 +130,7 @@ def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
     """
     s = ctx.s
     surrogate = ctx.train(CLEAN, seed=s.seed)
+    ctx.set_selection(surrogate.model)
     methods = {XMARK: xmark_method(ctx, surrogate)}
     target_psnr = ctx.releases[XMARK].psnr if s.baseline_psnr is None else float(s.baseline_psnr)
     if not np.isfinite(target_psnr):

@@ -22,6 +22,7 @@ from xmark_core.embed import (
     load_owner_record,
     merge_shards,
     select_marked,
+    target_scores,
 )
 from xmark_core.errors import DataError
 from xmark_core.generator.model import Marker, build_generator
@@ -58,8 +59,14 @@ def test_release_round_trips_through_the_loader(tmp_path, marker, phantom):
     rec = load_owner_record(tmp_path)
     marked = {m["image_id"] for m in rec["marked"]}
     assert len(marked) == 5
-    expect = set(select_marked(phantom.labels(), TARGET, 0.5, 0).tolist())
+    labels = phantom.labels()
+    scores = target_scores(phantom, marker, TARGET, labels)
+    expect = set(select_marked(labels, TARGET, 0.5, 0, scores).tolist())
     assert marked == {f"phantom-3-{i}" for i in expect}
+    # hardest first: every marked image scores no higher than any unmarked target image
+    tidx = np.flatnonzero(labels == TARGET)
+    unmarked = [i for i in tidx if i not in expect]
+    assert max(scores[list(expect)]) <= min(scores[unmarked])
     for i in range(len(back)):
         r, src = back[i], phantom[i]
         assert r.meta["bit_depth"] == 16
@@ -176,7 +183,23 @@ def test_shards_merge_to_the_same_commitment(tmp_path, marker, phantom):
     assert FolderDataset(tmp_path / "merged" / "release").labels().tolist() == phantom.labels().tolist()
 
 
+def test_selection_hardest_and_random():
+    labels = np.array([1, 0, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1])
+    scores = np.full(len(labels), np.nan)
+    tidx = np.flatnonzero(labels == 1)
+    scores[tidx] = np.linspace(0.9, 0.1, len(tidx))  # the last target images are the hardest
+    hard = select_marked(labels, 1, 0.2, 0, scores)
+    np.testing.assert_array_equal(hard, tidx[-2:])
+    rnd = select_marked(labels, 1, 0.2, 0)
+    assert len(rnd) == 2 and set(rnd) <= set(tidx)
+    np.testing.assert_array_equal(rnd, select_marked(labels, 1, 0.2, 0))  # seeded
+    with pytest.raises(DataError, match="one value per image"):
+        select_marked(labels, 1, 0.2, 0, scores[:3])
+
+
 def test_bad_inputs(tmp_path, marker, phantom):
+    with pytest.raises(DataError, match="selection"):
+        embed_release(phantom, marker, TARGET, tmp_path, selection="best")
     with pytest.raises(DataError, match="rho"):
         embed_release(phantom, marker, TARGET, tmp_path, rho=1.5)
     with pytest.raises(DataError, match="shard"):

@@ -95,6 +95,22 @@ def test_draw_is_seeded_and_logged(suspect):
     assert a.pool["size"] == 150 and a.complete and not a.stopped_early
 
 
+def test_query_gain_scales_the_mark(suspect):
+    images, ids = pool()
+    r = run_verification(suspect, CornerMarker(value=0.5), images, ids, TARGET,
+                         VerifyConfig(m=10, query_gain=2.0))
+    q = r.log[0]
+    x = images[ids.index(q["image_id"])]
+    marked = CornerMarker(value=0.5).mark(x[None])[0]
+    want = np.clip(x + 2.0 * (marked - x), 0.0, 1.0)
+    np.testing.assert_allclose(want[:4, :4], 1.0 - x[:4, :4], atol=1e-6)  # x + 2 * (0.5 - x)
+    np.testing.assert_array_equal(want[4:], x[4:])
+    assert q["sha256_watermarked"] == sha256_array(want)
+    assert r.config.query_gain == 2.0
+    with pytest.raises(ValueError, match="query_gain"):
+        VerifyConfig(query_gain=0.0)
+
+
 def test_benign_and_marked_queries_are_shuffled_within_requests(suspect):
     images, ids = pool()
     spy = Spy(suspect)

@@ -81,9 +81,27 @@ class EmbedResult:
 # which images, where they go
 
 
-def select_marked(labels: np.ndarray, target: int, rho: float, seed: int) -> np.ndarray:
+SELECTIONS = ("hardest", "random")
+
+
+def select_marked(
+    labels: np.ndarray, target: int, rho: float, seed: int, scores: np.ndarray | None = None
+) -> np.ndarray:
     """Indices of the target-class images to mark: ``round(rho * n_target)`` of them (at
-    least one when ``rho > 0``), drawn with ``seed``; sorted. Independent of sharding."""
+    least one when ``rho > 0``); sorted. Independent of sharding.
+
+    Parameters
+    ----------
+    labels : (N,) class indices of the whole dataset
+    target : the target class
+    rho : fraction of the target-class images to mark
+    seed : seed of a random choice, and of the tie-break between equal scores
+    scores : optional (N,) surrogate probabilities of the target class. Given, the
+        ``k`` target images with the *lowest* score are marked ("hardest first"): a model
+        trained on the release fits those badly from the anatomy alone, so it is on
+        them that it learns the mark (at rho = 0.1 a random choice is not learned; see
+        the README's Architecture). Omitted, the choice is uniformly random.
+    """
     if not 0.0 <= rho <= 1.0:
         raise DataError(f"rho must lie in [0, 1], got {rho}")
     tidx = np.flatnonzero(np.asarray(labels) == target)
@@ -91,7 +109,39 @@ def select_marked(labels: np.ndarray, target: int, rho: float, seed: int) -> np.
         raise DataError(f"no image of the target class {target} in the dataset; check --target")
     k = min(len(tidx), max(1 if rho > 0 else 0, int(round(rho * len(tidx)))))
     rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(tidx, size=k, replace=False))
+    if scores is None:
+        return np.sort(rng.choice(tidx, size=k, replace=False))
+    sc = np.asarray(scores, np.float64)
+    if sc.shape != np.shape(labels):
+        raise DataError(f"scores must have one value per image ({len(labels)}), got shape {sc.shape}")
+    order = np.lexsort((rng.random(len(tidx)), sc[tidx]))  # lowest score first, random ties
+    return np.sort(tidx[order[:k]])
+
+
+def target_scores(
+    ds: Any, marker: Any, target: int, labels: np.ndarray, progress: Progress | None = None,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """The surrogate's probability of ``target`` for every target-class image (others NaN).
+
+    Images are resized to the surrogate's input size as in training. Used by the
+    "hardest" selection; needs ``marker.surrogate`` and ``marker.input_size``.
+    """
+    from xmark_core.data.base import resize
+    from xmark_core.nets.train import predict_proba
+
+    sur, size = getattr(marker, "surrogate", None), getattr(marker, "input_size", None)
+    if sur is None or not size:
+        raise XMarkError("selection 'hardest' needs a Marker with a surrogate; use selection='random'")
+    out = np.full(len(labels), np.nan)
+    tidx = np.flatnonzero(np.asarray(labels) == target)
+    for b in range(0, len(tidx), batch_size):
+        chunk = tidx[b:b + batch_size]
+        X = np.stack([resize(ds[int(i)].image, int(size)) for i in chunk])[:, None].astype(np.float32)
+        out[chunk] = predict_proba(sur, X)[:, target]
+        if progress:
+            progress(min(b + batch_size, len(tidx)), len(tidx))
+    return out
 
 
 def shard_indices(n: int, shard: tuple[int, int]) -> np.ndarray:
@@ -362,6 +412,7 @@ def embed_release(
     seed: int = 0,
     shard: tuple[int, int] = (0, 1),
     progress: Progress | None = None,
+    selection: str = "hardest",
 ) -> EmbedResult:
     """Write a clean-label watermarked release of ``ds`` (or one shard of it).
 
@@ -375,6 +426,9 @@ def embed_release(
     seed : seed of the choice of marked images
     shard : ``(i, n)``: process every n-th image starting at i; merge with :func:`merge_shards`
     progress : called as ``progress(done, total)`` over this shard's images
+    selection : ``"hardest"`` (default: the target images the surrogate is least sure
+        of, see :func:`select_marked`; every shard scores all target images, so the choice
+        does not depend on sharding) or ``"random"``
 
     Returns
     -------
@@ -389,8 +443,11 @@ def embed_release(
         raise DataError(f"target {target} is not a class index (classes: {list(ds.classes)})")
     labels = np.asarray(ds.labels())
     kind = _source_kind(ds)
-    marked_set = set(select_marked(labels, target, rho, seed).tolist())
-    settings = _settings(ds, kind, marker, target, rho, seed)
+    if selection not in SELECTIONS:
+        raise DataError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    scores = target_scores(ds, marker, target, labels) if selection == "hardest" else None
+    marked_set = set(select_marked(labels, target, rho, seed, scores).tolist())
+    settings = {**_settings(ds, kind, marker, target, rho, seed), "selection": selection}
     mine = shard_indices(n_total, shard)
     release = out / RELEASE_DIR
     release.mkdir(parents=True, exist_ok=True)

@@ -10,14 +10,11 @@ from typing import Any
 import numpy as np
 
 from xmark_core.app_support.demo import default_models_dir
+from xmark_core.stealthmark.demo import DEMO_FILES
 
 # Shipped StealthMark demo (made by `make models`): a marked and an innocent segmenter
 # and the owner record of the marked one.
-SEG_FILES: dict[str, str] = {
-    "marked": "seg_marked.pt",
-    "innocent": "seg_innocent.pt",
-    "owner_record": "seg_owner_record.json",
-}
+SEG_FILES: dict[str, str] = DEMO_FILES  # written by `make models`
 SEG_LABELS: dict[str, str] = {
     "marked": "Demo segmenter marked with the owner's claim",
     "innocent": "Demo segmenter trained without the mark (innocent)",

@@ -118,7 +118,7 @@ def _embed(args: argparse.Namespace) -> int:
             )
         with tqdm_progress("embed", "img") as p:
             res = embed_release(ds, marker, target, args.out, rho=args.rho, seed=args.seed,
-                                shard=args.shard, progress=p)
+                                shard=args.shard, progress=p, selection=args.selection)
     if args.json:
         emit_json(res.summary())
     elif res.commitment:
@@ -170,6 +170,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--target", help="target class (name or index)")
     e.add_argument("--rho", type=float, default=0.1, help="fraction of target-class images to mark")
     e.add_argument("--seed", type=int, default=0, help="seed of the choice of marked images")
+    e.add_argument("--selection", choices=("hardest", "random"), default="hardest",
+                   help="which target images to mark: those the surrogate is least sure of "
+                        "(default; what a model learns the mark from) or a random choice")
     e.add_argument("--shard", type=_parse_shard, default=(0, 1), help="i/n: this job's share")
     e.add_argument("--work-size", type=int, default=None,
                    help="mark large images at this size and upsample the mark (default: native)")

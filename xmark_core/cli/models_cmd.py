@@ -5,19 +5,43 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _build(args: argparse.Namespace) -> int:
     from xmark_core.cli import emit_json
     from xmark_core.demo_build import DemoConfig, build_demo
 
-    cfg = DemoConfig(n=args.n, seed=args.seed, classifier_epochs=args.epochs,
-                     generator=json.loads(args.generator))
-    report = build_demo(args.out, cfg, log=lambda s: print(s, file=sys.stderr, flush=True))
+    cfg = DemoConfig(n=args.n, seed=args.seed, classifier_epochs=args.epochs)
+    cfg.generator = {**cfg.generator, **json.loads(args.generator)}
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    seg = None
+    if args.part in ("all", "xmark"):
+        report = build_demo(args.out, cfg, log=log)
+    if args.part in ("all", "seg"):
+        from xmark_core.cli.progress import tqdm_progress
+        from xmark_core.stealthmark.demo import card_section, make_demo_models
+
+        with tqdm_progress("StealthMark demo", "epoch") as p:
+            seg = make_demo_models(args.out, progress=lambda stage, d, t: p(d, t))
+        log(f"StealthMark demo: {seg['marked']['validation']}")
+        _append_card(Path(args.out) / "MODEL_CARD.md", card_section(seg))
     if args.json:
-        emit_json({"accuracy": report.accuracy, "verification": report.verification,
-                   "quality": report.quality})
+        out = {"stealthmark": seg}
+        if args.part in ("all", "xmark"):
+            out.update(accuracy=report.accuracy, verification=report.verification, quality=report.quality)
+        emit_json(out)
     return 0
+
+
+def _append_card(path: Path, section: str) -> None:
+    """Put ``section`` into the model card, replacing an older copy of it (atomic write)."""
+    from xmark_core.atomic import atomic_write_text
+    from xmark_core.stealthmark.demo import CARD_HEADING
+
+    text = path.read_text(encoding="utf-8") if path.is_file() else "# Demo models (made by `make models`)\n"
+    text = text.split("\n" + CARD_HEADING)[0].rstrip("\n")
+    atomic_write_text(path, text + "\n\n" + section)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--n", type=int, default=2400, help="phantom images (default 2400)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--epochs", type=int, default=15, help="classifier epochs")
-    b.add_argument("--generator", default="{}", help="JSON overrides of GeneratorTrainConfig")
+    b.add_argument("--generator", default="{}", help="JSON overrides of GeneratorTrainConfig (merged into the demo's own)")
+    b.add_argument("--part", choices=("all", "xmark", "seg"), default="all",
+                   help="build both demos (default), only X-Mark's or only StealthMark's")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_build)

@@ -37,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "stops as soon as the evidence suffices; label: exact test for labels-only suspects")
     p.add_argument("--seed", type=int, default=0, help="seed of the query draw (recorded)")
     p.add_argument("--batch-size", type=int, default=20, help="query images per request round")
+    p.add_argument("--query-gain", type=float, default=3.0,
+                   help="strength of the mark on the (never released) query images (default 3)")
     p.add_argument("--labels-only", action="store_true", help="use only the suspect's top-1 labels")
     p.add_argument("--classes", help="comma-separated class names, if the suspect does not state them")
     p.add_argument("--input-size", type=int, help="suspect input size, if it does not state it")
@@ -157,7 +159,7 @@ def _verify_main(args: argparse.Namespace) -> int:
     _need(args, "suspect", "surrogate", "generator", "owner_record", "data", "out")
     try:
         cfg = VerifyConfig(m=args.m, tau=args.tau, alpha=args.alpha, test=args.test, seed=args.seed,
-                           batch_size=args.batch_size)
+                           batch_size=args.batch_size, query_gain=args.query_gain)
     except ValueError as e:
         raise XMarkError(str(e)) from e
     result, suspect, owner, marker_info, data = _run(
@@ -185,7 +187,7 @@ def _replay_main(args: argparse.Namespace) -> int:
 
     _need(args, "owner_record")
     ev = load_evidence(args.replay)
-    cfg = VerifyConfig(**ev["parameters"])
+    cfg = VerifyConfig(**{"query_gain": 1.0, **ev["parameters"]})  # evidence from before query_gain
     mk = ev.get("marker") or {}
     inputs = {"suspect": args.suspect or (ev.get("suspect") or {}).get("location"),
               "surrogate": args.surrogate or mk.get("surrogate"), "generator": args.generator or mk.get("generator"),

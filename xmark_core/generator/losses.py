@@ -129,5 +129,18 @@ def specificity_loss(delta: torch.Tensor, eps: float, max_corr: float = 0.5) -> 
     return torch.clamp(off - max_corr, min=0.0).pow(2).mean()
 
 
+def carrier_loss(delta: torch.Tensor, ref: torch.Tensor, eps: float, amp: float) -> torch.Tensor:
+    """Hinge on the amplitude of the carrier ``ref`` in ``delta``, relative to ``eps``.
+
+    The amplitude is the least-squares coefficient of ``ref`` (the gated carrier) in each
+    perturbation; images whose mark carries less than ``amp * eps`` of it are penalised,
+    so the carrier reaches a fixed strength the quality terms cannot erode, while any
+    other energy of the mark stays under the quality terms' control.
+    """
+    r = ref.flatten(1)
+    a = (delta.flatten(1) * r).sum(1) / (eps * (r.pow(2).sum(1) + 1e-8))
+    return torch.clamp(amp - a, min=0.0).pow(2).mean()
+
+
 def psnr_from_mse(mse: float, data_range: float = 1.0) -> float:
     return float("inf") if mse <= 0 else 10 * math.log10(data_range**2 / mse)

@@ -1,7 +1,8 @@
 """Conditional U-Net watermark generator and the :class:`Marker` that applies it.
 
 The generator maps an image ``x`` and its saliency map ``s`` to a residual ``r`` and
-returns the perturbation ``delta = eps * tanh(r) * gate(s)``: bounded by ``eps`` per
+returns the perturbation ``delta = eps * u * gate(s)``, ``u = tanh(r)`` or, with the owner
+key's carrier grating ``c``, ``u = a * c + (1 - a) * tanh(r)``: bounded by ``eps`` per
 pixel and confined by a soft gate to the region the surrogate classifier relies on.
 It is fully convolutional (any size; inputs are padded to a multiple of ``2**depth``)
 and has no normalisation layer whose statistics span the image, so a large image can
@@ -35,6 +36,44 @@ def key_code(key: int, dim: int = KEY_DIM) -> torch.Tensor:
     """Deterministic unit-variance code of an owner key (the same on every machine)."""
     rng = np.random.default_rng([int(key) & 0xFFFFFFFF, 0x584D41524B])
     return torch.from_numpy(rng.standard_normal(dim).astype(np.float32))
+
+
+def carrier_orientation(key: int) -> float:
+    """Orientation (radians, in [0, pi)) of an owner key's carrier grating."""
+    rng = np.random.default_rng([int(key) & 0xFFFFFFFF, 0x43415252])
+    return float(rng.uniform(0.0, np.pi))
+
+
+def key_carrier(key: int, cycles: float, h: int, w: int, phase: torch.Tensor) -> torch.Tensor:
+    """The key's carrier: a unit sinusoidal grating (N, 1, h, w), one phase per image.
+
+    ``cycles`` counts periods across the longer image side, so the grating keeps its
+    place relative to the anatomy at any resolution (a resize maps it onto itself).
+    """
+    th = carrier_orientation(key)
+    k = 2.0 * np.pi * cycles / max(h, w)
+    yy = torch.arange(h, dtype=torch.float32, device=phase.device).view(1, 1, h, 1) + 0.5
+    xx = torch.arange(w, dtype=torch.float32, device=phase.device).view(1, 1, 1, w) + 0.5
+    arg = k * (np.cos(th) * xx + np.sin(th) * yy)
+    return torch.sin(arg + phase.view(-1, 1, 1, 1).float())
+
+
+def image_phase(images: np.ndarray, key: int) -> np.ndarray:
+    """Deterministic per-image carrier phase (N,) in [0, 2 pi) from the image content.
+
+    The content is reduced to a coarse 8x8, 4-bit thumbnail before hashing, so the same
+    image gives the same phase however it was batched, while different images get
+    unrelated phases (their marks then do not correlate pixel by pixel).
+    """
+    import hashlib
+
+    out = np.empty(len(images), np.float64)
+    for i, im in enumerate(images):
+        thumb = cv2.resize(np.asarray(im, np.float32), (8, 8), interpolation=cv2.INTER_AREA)
+        q = np.clip(np.round(thumb * 15), 0, 15).astype(np.uint8).tobytes()
+        d = hashlib.blake2b(q, digest_size=8, key=int(key & 0xFFFFFFFF).to_bytes(4, "little")).digest()
+        out[i] = int.from_bytes(d, "little") / 2**64 * 2 * np.pi
+    return out
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
@@ -77,6 +116,10 @@ class WatermarkGenerator(nn.Module):
     gate_area : share of the image (top saliency) the gate opens on
     gate_temp : softness of the gate edge
     key : owner key; seeds the initial weights and enters the bottleneck as a bias
+    carrier_cycles : periods of the key's carrier grating across the image (0: none). The
+        carrier is a third input channel; training makes the mark carry it (shaped by the
+        image and gated by saliency), which is what a suspect model learns (see
+        :func:`key_carrier` and the README's Architecture)
     """
 
     def __init__(
@@ -87,16 +130,19 @@ class WatermarkGenerator(nn.Module):
         gate_area: float = 0.25,
         gate_temp: float = 0.04,
         key: int = 0,
+        carrier_cycles: float = 0.0,
+        carrier_amp: float = 0.0,
     ):
         super().__init__()
         self.base, self.depth, self.key = int(base), int(depth), int(key)
+        self.carrier_cycles, self.carrier_amp = float(carrier_cycles), float(carrier_amp)
         self.eps, self.gate_area, self.gate_temp = float(eps), float(gate_area), float(gate_temp)
         chans = [base * 2**i for i in range(depth + 1)]
         # Weights are initialised from the key so two owners never start from the same net.
         fork = torch.random.fork_rng(devices=[])
         with fork:
             torch.manual_seed(0x5EED ^ (self.key & 0x7FFFFFFF))
-            self.enc = nn.ModuleList([_block(2, chans[0])] + [
+            self.enc = nn.ModuleList([_block(3 if self.carrier_cycles else 2, chans[0])] + [
                 _block(chans[i], chans[i + 1]) for i in range(depth)
             ])
             self.key_proj = nn.Linear(KEY_DIM, chans[-1])
@@ -125,14 +171,28 @@ class WatermarkGenerator(nn.Module):
         return {
             "base": self.base, "depth": self.depth, "eps": self.eps,
             "gate_area": self.gate_area, "gate_temp": self.gate_temp, "key": self.key,
+            "carrier_cycles": self.carrier_cycles, "carrier_amp": self.carrier_amp,
         }
 
-    def residual(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """Unbounded residual ``r`` (N, 1, H, W); inputs are reflect-padded as needed."""
+    def carrier(self, x: torch.Tensor, phase: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The key's carrier for a batch (``None`` without one); ``phase`` (N,) defaults to
+        :func:`image_phase` of the images."""
+        if not self.carrier_cycles:
+            return None
+        if phase is None:
+            phase = torch.from_numpy(image_phase(x[:, 0].detach().cpu().numpy(), self.key))
+        return key_carrier(self.key, self.carrier_cycles, *x.shape[-2:], phase.to(x.device))
+
+    def residual(self, x: torch.Tensor, s: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Unbounded residual ``r`` (N, 1, H, W); inputs are reflect-padded as needed.
+        ``c`` is the carrier of the same grid (computed when omitted)."""
         h, w = x.shape[-2:]
         m = self.multiple
         ph, pw = (-h) % m, (-w) % m
-        z = torch.cat([x * 2 - 1, s * 2 - 1], dim=1)
+        parts = [x * 2 - 1, s * 2 - 1]
+        if self.carrier_cycles:
+            parts.append(self.carrier(x) if c is None else c)
+        z = torch.cat(parts, dim=1)
         if ph or pw:
             mode = "reflect" if ph < h and pw < w else "replicate"
             z = F.pad(z, (0, pw, 0, ph), mode=mode)
@@ -149,9 +209,19 @@ class WatermarkGenerator(nn.Module):
     def gate(self, s: torch.Tensor) -> torch.Tensor:
         return saliency_gate(s, self.gate_area, self.gate_temp)
 
-    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """Perturbation ``delta = eps * tanh(r) * gate(s)`` for (N, 1, H, W) inputs in [0, 1]."""
-        return self.eps * torch.tanh(self.residual(x, s)) * self.gate(s)
+    def bounded(self, r: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """``u`` in [-1, 1] with ``delta = eps * u * gate``: ``tanh(r)``, or with a carrier
+        ``a * c + (1 - a) * tanh(r)`` (``a = carrier_amp``): the carrier is exact and the
+        net shapes the rest of the budget."""
+        if c is None or not self.carrier_amp:
+            return torch.tanh(r)
+        return self.carrier_amp * c + (1.0 - self.carrier_amp) * torch.tanh(r)
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Perturbation ``delta = eps * u(r, c) * gate(s)`` for (N, 1, H, W) inputs in [0, 1]."""
+        if self.carrier_cycles and c is None:
+            c = self.carrier(x)
+        return self.eps * self.bounded(self.residual(x, s, c), c) * self.gate(s)
 
 
 def build_generator(arch: str = "unet", **kwargs: Any) -> WatermarkGenerator:
@@ -188,7 +258,8 @@ def _tile_starts(size: int, tile: int, step: int) -> list[int]:
 def tiled_residual(
     gen: WatermarkGenerator, x: torch.Tensor, s: torch.Tensor, tile: int, overlap: int
 ) -> torch.Tensor:
-    """``tanh(r)`` of (N, 1, H, W) images computed in overlapping, blended tiles.
+    """The bounded residual ``u`` (see :meth:`WatermarkGenerator.bounded`) of (N, 1, H, W)
+    images computed in overlapping, blended tiles.
 
     The image is first padded to a multiple of ``2**depth`` exactly as the untiled path
     does, and tile origins sit on that grid, so every tile pools the same cells as the
@@ -198,10 +269,12 @@ def tiled_residual(
     """
     h, w = x.shape[-2:]
     m = gen.multiple
+    c = gen.carrier(x)  # of the whole image: tiles cut the same grating
     ph, pw = (-h) % m, (-w) % m
     if ph or pw:
         mode = "reflect" if ph < h and pw < w else "replicate"
         x, s = F.pad(x, (0, pw, 0, ph), mode=mode), F.pad(s, (0, pw, 0, ph), mode=mode)
+        c = F.pad(c, (0, pw, 0, ph), mode=mode) if c is not None else None
     H, W = x.shape[-2:]
     tile = max(m, (tile // m) * m)
     overlap = (min(overlap, tile // 2) // m) * m
@@ -216,7 +289,8 @@ def tiled_residual(
             wx = _ramp(tw, overlap, x0 == 0, x0 + tw >= W)
             wt = torch.from_numpy(np.outer(wy, wx)).to(x)[None, None]
             win = (..., slice(y0, y0 + th), slice(x0, x0 + tw))
-            acc[win] += torch.tanh(gen.residual(x[win], s[win])) * wt
+            cw = None if c is None else c[win]
+            acc[win] += gen.bounded(gen.residual(x[win], s[win], cw), cw) * wt
             wsum[win] += wt
     return (acc / wsum)[..., :h, :w]
 
@@ -321,7 +395,8 @@ class Marker:
             if big:
                 t = tiled_residual(gen, x, s, self.tile, self.overlap)
             else:
-                t = torch.tanh(gen.residual(x, s))
+                c = gen.carrier(x)
+                t = gen.bounded(gen.residual(x, s, c), c)
             out[i:i + step] = (gen.eps * t * gen.gate(s))[:, 0].cpu().numpy()
         return out
 

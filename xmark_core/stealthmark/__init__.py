@@ -20,8 +20,8 @@ Typical use (what the CLI and the app page do)::
     from xmark_core.stealthmark.verify import verify_stream, stamped_example
     from xmark_core.stealthmark.pictures import attribution_image, code_image
 
-    owner = load_owner_record("models/stealthmark/marked/owner_record.json")
-    suspect = open_seg_suspect("models/stealthmark/marked/model.pt")   # or "http://host:port"
+    owner = load_owner_record("models/seg_owner_record.json")
+    suspect = open_seg_suspect("models/seg_marked.pt")   # or "http://host:port"
     for event in verify_stream(suspect, clean_images, owner.mark):     # live
         if event.state is not None:                                    # picture so far
             show(attribution_image(owner.mark.unmask_coef(event.state.coef), owner.mark.eps))

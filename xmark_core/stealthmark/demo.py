@@ -1,7 +1,8 @@
 """Demo checkpoints for the app: a marked and an innocent segmenter on the phantom.
 
-``make_demo_models(out)`` writes ``marked/model.pt`` + ``marked/owner_record.json`` and
-``innocent/model.pt`` (same architecture, data, seed and budget, no mark). The defaults
+``make_demo_models(out)`` writes the files of :data:`DEMO_FILES` into ``out``: the marked
+segmenter, its owner record, and an innocent one (same architecture, data, seed and budget,
+no mark). ``make models`` puts them next to the X-Mark demo in ``models/``. The defaults
 train in a few CPU minutes and verify reliably; a larger size takes proportionally longer.
 """
 
@@ -20,6 +21,11 @@ from xmark_core.stealthmark.train import SegTrainConfig, evaluate_segmenter, tra
 
 DEMO_CLAIM = "XMARK:DEMO"  # 10 alphanumeric characters: QR version 1 (21 x 21) at level H
 DEMO_KEY = "xmark-demo-owner-key"  # public on purpose: this is a demo, not a secret
+DEMO_FILES: dict[str, str] = {
+    "marked": "seg_marked.pt",
+    "innocent": "seg_innocent.pt",
+    "owner_record": "seg_owner_record.json",
+}
 
 
 def make_demo_models(out: str | Path, size: int = 64, n_train: int = 96, epochs: int = 30,
@@ -29,7 +35,7 @@ def make_demo_models(out: str | Path, size: int = 64, n_train: int = 96, epochs:
 
     Parameters
     ----------
-    out : folder; gets ``marked/`` and ``innocent/``
+    out : folder; gets the files of :data:`DEMO_FILES`
     size, n_train, epochs : phantom side, training images, epochs (batch 8)
     claim, key : the demo owner's claim and key
     progress : called as (stage, done, total), stage "marked" or "innocent"
@@ -47,15 +53,40 @@ def make_demo_models(out: str | Path, size: int = 64, n_train: int = 96, epochs:
     for name, m in (("marked", mark), ("innocent", None)):
         cb = (lambda d, t, name=name: progress(name, d, t)) if progress else None
         res = train_segmenter(data.images, data.masks, replace(cfg), m, progress=cb)
-        path = out / name / "model.pt"
+        path = out / DEMO_FILES[name]
         metrics = evaluate_segmenter(res.model, val.images, val.masks, val.channels, mark)
         save_checkpoint(path, res.model, kind="segmenter", arch=cfg.arch, arch_kwargs=res.arch_kwargs,
                         classes=list(data.channels), input_size=size, config=cfg,
                         extra={"task": "segmentation", "marked": m is not None, "validation": metrics,
                                "data": f"phantom:{n_train}:{size}:{seed}"})
         summary[name] = {"model": str(path), "sha256": sha256_file(path), "validation": metrics}
-    rec = save_owner_record(out / "marked" / "owner_record.json", mark, extra={
+    rec_path = out / DEMO_FILES["owner_record"]
+    rec = save_owner_record(rec_path, mark, extra={
         "model_sha256": summary["marked"]["sha256"], "input_size": size, "channels": list(data.channels)})
-    summary["owner_record"] = str(out / "marked" / "owner_record.json")
+    summary["owner_record"] = str(rec_path)
     summary["commitment"] = rec["commitment"]
     return summary
+
+
+CARD_HEADING = "## StealthMark demo (segmentation)"
+
+
+def card_section(summary: dict[str, Any], size: int = 64, n_train: int = 96, epochs: int = 30) -> str:
+    """Markdown section of ``models/MODEL_CARD.md`` for the StealthMark demo files."""
+    def fmt(m: dict[str, Any]) -> str:
+        return ", ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float))
+
+    return f"""{CARD_HEADING}
+
+Phantom lungs + heart, {n_train} training images at {size} px, {epochs} epochs, claim
+`{DEMO_CLAIM}`, public demo key `{DEMO_KEY}`; commitment `{summary['commitment']}`.
+
+| file | what |
+|---|---|
+| {DEMO_FILES['marked']} | U-Net segmenter trained with the StealthMark mark |
+| {DEMO_FILES['innocent']} | same architecture, data, seed and budget, no mark |
+| {DEMO_FILES['owner_record']} | the marked model's owner record (key, claim, QR, commitment) |
+
+Validation (16 held-out phantom images): marked: {fmt(summary['marked']['validation'])};
+innocent: {fmt(summary['innocent']['validation'])}.
+"""
