@@ -36,14 +36,18 @@ class CornerModel(nn.Module):
 
 
 class CornerMarker:
-    """Fake watermark: sets the top-left corner to ``value`` (stands in for the generator)."""
+    """Fake watermark: sets the top-left corner to ``value`` (stands in for the generator);
+    ``other_corner`` marks the bottom-right one instead (an independent owner's mark)."""
 
-    def __init__(self, value: float = 1.0):
-        self.value = value
+    def __init__(self, value: float = 1.0, other_corner: bool = False):
+        self.value, self.other_corner = value, other_corner
 
     def mark(self, images):
         out = np.array(images, dtype=np.float32, copy=True)
-        out[:, :4, :4] = self.value
+        if self.other_corner:
+            out[:, -4:, -4:] = self.value
+        else:
+            out[:, :4, :4] = self.value
         return out
 
 
@@ -188,7 +192,7 @@ def test_compare_logs_finds_changes(suspect):
 def test_scenario_table(suspect):
     images, ids = pool()
     clean = TorchSuspect(CornerModel(gain=0.0), CLASSES, 32, device="cpu")
-    table, results = run_scenarios(standard_scenarios(suspect, clean, CornerMarker(), CornerMarker(0.2)),
+    table, results = run_scenarios(standard_scenarios(suspect, clean, CornerMarker(), CornerMarker(other_corner=True)),
                                    images, ids, TARGET, VerifyConfig())
     assert list(table["scenario"]) == ["Malicious", "Ind-M", "Ind-T"]
     assert list(table["claimed"]) == [True, False, False] and table["correct"].all()
