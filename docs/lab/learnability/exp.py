@@ -27,7 +27,7 @@ def marks(Xs, seed):
         g = np.sin(k * (np.cos(th) * xx + np.sin(th) * yy)[None, None] + ph)
         return (0.022 * g * gate(Xs)).astype(np.float32)
     if mark == "uadv":
-        p = torch.load("/tmp/exp/uadv.pt")
+        p = torch.load("/tmp/exp/uadv.pt", weights_only=True)
         return (p[None] * gate(Xs)).numpy().astype(np.float32) if False else np.broadcast_to(p.numpy(), Xs.shape).copy()
     raise SystemExit(mark)
 
