@@ -275,6 +275,7 @@ def render_html(ev: dict[str, Any]) -> str:
         ("Decision", "ownership CLAIMED" if claim else "no claim"),
         ("p-value", res["p_value"]), ("level alpha", par["alpha"]),
         ("average rise of the target score (ΔP)", res["delta_p"]), ("margin tau", par["tau"]),
+        ("mark strength on the queries (query gain)", par.get("query_gain", 1.0)),
         (f"watermarked images labelled '{target}' (WSR)", res["wsr"]),
         (f"original images labelled '{target}'", res["clean_target_rate"]),
         ("query images", res["n_queries"]), ("test", ev["test"]["description"]),
