@@ -120,7 +120,9 @@ def test_marks_carry_the_key_carrier(trained):
     ref = (key_carrier(g.key, g.carrier_cycles, SIZE, SIZE, ph) * g.gate(torch.from_numpy(sal)[:, None]))[:, 0]
     ref = ref.numpy()
     amp = (d * ref).sum((1, 2)) / (g.eps * (ref**2).sum((1, 2)))
-    assert np.median(amp) > 0.5, amp  # training asks for carrier_amp = 0.7 of eps
+    assert np.median(amp) > 0.5, amp
+    # the carrier takes carrier_amp = 0.75 of eps and the net does not cancel it
+    assert np.median(amp) > 0.7, amp
     # another key's carrier (other orientation) is absent from these marks
     other = key_carrier(g.key + 1, g.carrier_cycles, SIZE, SIZE, ph)[:, 0].numpy() * (ref != 0)
     amp_other = np.abs((d * other).sum((1, 2)) / (g.eps * (other**2).sum((1, 2))))

@@ -127,7 +127,7 @@ def target_scores(
     Images are resized to the surrogate's input size as in training. Used by the
     "hardest" selection; needs ``marker.surrogate`` and ``marker.input_size``.
     """
-    from xmark_core.data.base import resize
+    from xmark_core.data.base import to_arrays
     from xmark_core.nets.train import predict_proba
 
     sur, size = getattr(marker, "surrogate", None), getattr(marker, "input_size", None)
@@ -137,8 +137,7 @@ def target_scores(
     tidx = np.flatnonzero(np.asarray(labels) == target)
     for b in range(0, len(tidx), batch_size):
         chunk = tidx[b:b + batch_size]
-        X = np.stack([resize(ds[int(i)].image, int(size)) for i in chunk])[:, None].astype(np.float32)
-        out[chunk] = predict_proba(sur, X)[:, target]
+        out[chunk] = predict_proba(sur, to_arrays(ds, int(size), chunk.tolist())[0])[:, target]
         if progress:
             progress(min(b + batch_size, len(tidx)), len(tidx))
     return out

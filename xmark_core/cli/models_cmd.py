@@ -14,7 +14,9 @@ def _build(args: argparse.Namespace) -> int:
 
     cfg = DemoConfig(n=args.n, seed=args.seed, classifier_epochs=args.epochs)
     cfg.generator = {**cfg.generator, **json.loads(args.generator)}
-    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
     seg = None
     if args.part in ("all", "xmark"):
         report = build_demo(args.out, cfg, log=log)

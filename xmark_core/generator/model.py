@@ -14,6 +14,7 @@ This module holds only what applying a trained generator needs; training lives i
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,8 +66,6 @@ def image_phase(images: np.ndarray, key: int) -> np.ndarray:
     image gives the same phase however it was batched, while different images get
     unrelated phases (their marks then do not correlate pixel by pixel).
     """
-    import hashlib
-
     out = np.empty(len(images), np.float64)
     for i, im in enumerate(images):
         thumb = cv2.resize(np.asarray(im, np.float32), (8, 8), interpolation=cv2.INTER_AREA)
@@ -117,9 +116,9 @@ class WatermarkGenerator(nn.Module):
     gate_temp : softness of the gate edge
     key : owner key; seeds the initial weights and enters the bottleneck as a bias
     carrier_cycles : periods of the key's carrier grating across the image (0: none). The
-        carrier is a third input channel; training makes the mark carry it (shaped by the
-        image and gated by saliency), which is what a suspect model learns (see
-        :func:`key_carrier` and the README's Architecture)
+        carrier is a third input channel and, with ``carrier_amp``, part of the mark: it is
+        what a suspect model learns (see :func:`key_carrier` and the README's Architecture)
+    carrier_amp : share of the per-pixel budget the carrier takes (see :meth:`bounded`)
     """
 
     def __init__(
@@ -393,11 +392,10 @@ class Marker:
             x = torch.from_numpy(np.ascontiguousarray(batch[i:i + step, None])).to(self.device)
             s = torch.from_numpy(np.ascontiguousarray(sal[i:i + step, None])).to(self.device)
             if big:
-                t = tiled_residual(gen, x, s, self.tile, self.overlap)
+                d = gen.eps * tiled_residual(gen, x, s, self.tile, self.overlap) * gen.gate(s)
             else:
-                c = gen.carrier(x)
-                t = gen.bounded(gen.residual(x, s, c), c)
-            out[i:i + step] = (gen.eps * t * gen.gate(s))[:, 0].cpu().numpy()
+                d = gen(x, s)
+            out[i:i + step] = d[:, 0].cpu().numpy()
         return out
 
     def mark(self, images: np.ndarray, saliency: np.ndarray | None = None) -> np.ndarray:

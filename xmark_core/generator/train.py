@@ -31,7 +31,7 @@ from torch import nn
 
 from xmark_core.device import get_device, seed_everything
 from xmark_core.generator import losses as L
-from xmark_core.generator.model import WatermarkGenerator, build_generator, key_carrier
+from xmark_core.generator.model import WatermarkGenerator, build_generator
 
 Progress = Callable[[int, int], None]
 
@@ -68,8 +68,8 @@ class GeneratorTrainConfig:
     min_scale: float = 0.25
     hf_levels: int = 1
     max_corr: float = 0.5
-    carrier_amp: float = 0.75  # carrier amplitude the loss asks for, as a fraction of eps
-    carrier_struct: float = 0.75  # carrier built into delta (see WatermarkGenerator.bounded)
+    carrier_amp: float = 0.75  # the carrier's share of eps (WatermarkGenerator.bounded); the
+    # carrier loss keeps the net from cancelling it, so the mark always carries this much
     # optimisation
     epochs: int = 6
     batch_size: int = 32
@@ -83,7 +83,7 @@ class GeneratorTrainConfig:
         return {
             "base": self.base, "depth": self.depth, "eps": self.eps,
             "gate_area": self.gate_area, "gate_temp": self.gate_temp, "key": self.key,
-            "carrier_cycles": self.carrier_cycles, "carrier_amp": self.carrier_struct,
+            "carrier_cycles": self.carrier_cycles, "carrier_amp": self.carrier_amp,
         }
 
 
@@ -126,10 +126,8 @@ def generator_step_losses(
     rng: torch.Generator | None = None,
 ) -> dict[str, torch.Tensor]:
     """All loss terms of one batch (unweighted) plus ``total`` (weighted sum)."""
-    c = None
-    if gen.carrier_cycles:  # random phases: the net must carry any phase it is given
-        phase = torch.rand(x.shape[0], generator=rng) * (2 * math.pi)
-        c = key_carrier(gen.key, gen.carrier_cycles, *x.shape[-2:], phase.to(x.device))
+    # random phases: the net must carry any phase it is given
+    c = gen.carrier(x, torch.rand(x.shape[0], generator=rng) * (2 * math.pi))
     delta = gen(x, s, c)
     xw = (x + delta).clamp(0.0, 1.0)
     # One surrogate pass serves both efficacy terms: the second half of the batch goes
