@@ -155,8 +155,9 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="reduced run (~10 min on 2 quiet cores)")
-    p.add_argument("--preset", choices=("full", "quick", "micro"), default=None,
-                   help="settings preset (default full; --quick = --preset quick; micro is for tests)")
+    p.add_argument("--preset", choices=("full", "demo", "quick", "micro"), default=None,
+                   help="settings preset (default full; demo = the shipped demo's scale; --quick = --preset quick; "
+                        "micro is for tests)")
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1)")
     p.add_argument("--seed", type=int, default=None, help="master seed (default 0)")

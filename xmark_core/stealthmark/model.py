@@ -24,13 +24,24 @@ from xmark_core.device import get_device
 ARCHS = ("unet", "monai-unet")
 
 
-def _block(cin: int, cout: int) -> nn.Sequential:
+NORMS = ("batch", "group")
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(min(4, channels), channels)
+    raise ValueError(f"norm must be one of {NORMS}, got {kind!r}")
+
+
+def _block(cin: int, cout: int, norm: str = "batch") -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
+        _norm(norm, cout),
         nn.ReLU(inplace=True),
         nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-        nn.BatchNorm2d(cout),
+        _norm(norm, cout),
         nn.ReLU(inplace=True),
     )
 
@@ -71,14 +82,15 @@ class SegUNet(nn.Module):
 
     def __init__(self, out_channels: int = 3, base: int = 16, depth: int = 3,
                  pos_channels: int = 4, pos_grid: int = 32, pos_mode: str = "bilinear",
-                 pos_init: float = 1.0):
+                 pos_init: float = 1.0, norm: str = "batch"):
         super().__init__()
         self.depth = depth
         self.pos = PositionMap(pos_channels, pos_grid, pos_mode, pos_init) if pos_channels else None
         p = pos_channels
         chans = [base * 2**i for i in range(depth + 1)]
-        self.down = nn.ModuleList([_block(1 + p, chans[0])] + [_block(chans[i - 1], chans[i]) for i in range(1, depth + 1)])
-        self.up = nn.ModuleList([_block(chans[i + 1] + chans[i], chans[i]) for i in reversed(range(depth))])
+        self.down = nn.ModuleList([_block(1 + p, chans[0], norm)]
+                                  + [_block(chans[i - 1], chans[i], norm) for i in range(1, depth + 1)])
+        self.up = nn.ModuleList([_block(chans[i + 1] + chans[i], chans[i], norm) for i in reversed(range(depth))])
         self.head = nn.Sequential(
             nn.Conv2d(chans[0] + p, chans[0], 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(chans[0], out_channels, 1),
