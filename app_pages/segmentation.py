@@ -8,6 +8,7 @@ from xmark_core.stealthmark.pictures import (
     overlay_image,
     uncertainty_image,
 )
+from xmark_core.stealthmark.qr import READER_HELP
 from xmark_core.stealthmark.reveal import RevealConfig
 from xmark_core.stealthmark.verify import VERIFIED, SegVerifyConfig, verify_stream
 
@@ -101,7 +102,7 @@ if run:
                 pic_box.image(attribution_image(mark.unmask_coef(s.coef), mark.eps, scale=8),
                               caption=f"per-cell attribution after {s.n_queries} queries", width="stretch")
                 code_box.image(code_image(s.modules, scale=8), caption="binarised code", width="stretch")
-                text_box.metric("Decodes to", s.decoded or "—")
+                text_box.metric("Decodes to", s.decoded or "—", help=READER_HELP)
                 bar.progress(s.n_queries / cfg.reveal.n_samples, text=f"{s.n_queries} stamped queries")
             elif event.stage == "detector":
                 bar.progress(0.0, text="detector done, drawing the picture ...")
@@ -121,7 +122,7 @@ if last is not None and not (stop or st.session_state.get("sg_running")):
         pic_box.image(attribution_image(mark.unmask_coef(res.reveal.coef), mark.eps, scale=8),
                       caption=f"per-cell attribution after {res.reveal.n_queries} queries", width="stretch")
         code_box.image(code_image(res.reveal.modules, scale=8), caption="binarised code", width="stretch")
-        text_box.metric("Decodes to", res.decoded or "—")
+        text_box.metric("Decodes to", res.decoded or "—", help=READER_HELP)
     (verdict_box.warning if res.verdict == VERIFIED else verdict_box.info)(f"**{res.verdict.upper()}.** {res.message}")
     with right:
         if res.detector is not None:

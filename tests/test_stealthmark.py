@@ -6,6 +6,7 @@ only, and noise for an innocent model, a model marked under another key, and a m
 whose uncertainty reacts to any stamp uniformly.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from xmark_core.stealthmark.data import phantom_seg_data
-from xmark_core.stealthmark.evidence import build_seg_evidence, write_seg_bundle
+from xmark_core.stealthmark.evidence import build_seg_evidence, render_seg_html, write_seg_bundle
 from xmark_core.stealthmark.mark import SegMark
 from xmark_core.stealthmark.reveal import RevealConfig
 from xmark_core.stealthmark.suspects import BinarySegSuspect, RoundedSegSuspect, TorchSegSuspect
@@ -172,3 +173,15 @@ def test_evidence_bundle(marked_result, tmp_path):
     assert MARK.key not in paths["evidence"].read_text()  # only the key's hash is recorded
     page = paths["html"].read_text()
     assert "Ownership verified" in page and CLAIM in page and "data:image/png;base64," in page
+
+
+def test_evidence_shows_the_readers_copy_only_when_it_redrew_modules(marked_result, tmp_path):
+    st = marked_result.reveal
+    clean = dataclasses.replace(marked_result, reveal=dataclasses.replace(st, restored=0))
+    page = render_seg_html(build_seg_evidence(clean, MARK))
+    assert "reader's copy:" not in page and f"decodes to: <b>{CLAIM}</b>" in page
+    hurt = dataclasses.replace(marked_result, reveal=dataclasses.replace(st, restored=7))
+    ev = build_seg_evidence(hurt, MARK)
+    assert ev["picture"]["restored_fixed_modules"] == 7
+    page = render_seg_html(ev)
+    assert "reader's copy: 7 wrong fixed-pattern modules redrawn" in page

@@ -6,7 +6,13 @@ import pytest
 from xmark_core.errors import DataError
 from xmark_core.stealthmark.mark import SegMark
 from xmark_core.stealthmark.metrics import dice, hd95, iou, pixel_auc, score_segmentation
-from xmark_core.stealthmark.qr import decode_code, keyed_mask, make_claim_code
+from xmark_core.stealthmark.qr import (
+    decode_code,
+    fixed_modules,
+    keyed_mask,
+    make_claim_code,
+    read_code,
+)
 from xmark_core.stealthmark.trigger import apply_stamps, cell_index
 from xmark_core.stealthmark.verify import check_outputs
 
@@ -99,3 +105,32 @@ def test_output_check_refuses_binary_and_coarse_outputs():
     two_dec = np.round(soft, 2)
     chk = check_outputs(two_dec, 0.25)
     assert chk.verifiable and chk.kind == "quantized"
+
+
+def test_fixed_modules_are_the_claim_independent_patterns():
+    a, b = make_claim_code("XMARK:T1"), make_claim_code("QQ-7")
+    assert a.version == b.version == 1
+    fixed, values = fixed_modules(1, "h")
+    assert fixed.sum() == 207  # 3 finders with separators (192), timing (10), dark module, 4 level bits
+    assert fixed[:8, :8].all() and fixed[6, 8:13].all() and fixed[13, 8]
+    for code in (a, b):
+        assert np.array_equal(code.matrix[fixed], values[fixed])
+    assert not np.array_equal(a.matrix[~fixed], b.matrix[~fixed])  # the claim lives only off the fixed modules
+    assert fixed_modules(2, "h")[0].sum() == 241
+
+
+def test_reader_copy_repairs_finders_but_never_invents_a_claim():
+    code = make_claim_code("XMARK:T1")
+    fixed, _ = fixed_modules(1, "h")
+    rng = np.random.default_rng(4)
+    hurt = code.matrix.copy()
+    hurt.flat[rng.choice(np.flatnonzero(fixed), 40, replace=False)] ^= True  # 40 wrong finder/timing modules
+    hurt.flat[rng.choice(np.flatnonzero(~fixed), 4, replace=False)] ^= True  # and 4 wrong data modules
+    assert decode_code(hurt) is None  # the plain reader gives up
+    r = read_code(hurt, 1, "h")
+    assert r.text == "XMARK:T1" and r.restored == 40 and not r.as_drawn
+    assert np.array_equal(r.reader_modules[~fixed], hurt[~fixed])  # data modules untouched
+    # an innocent model's picture: random data modules never decode, with or without the copy
+    assert all(read_code(rng.random((21, 21)) < 0.5, 1, "h").text is None for _ in range(100))
+    with pytest.raises(DataError):
+        read_code(np.zeros((25, 25), bool), 1, "h")

@@ -62,7 +62,9 @@ def build_seg_evidence(result: SegVerification, mark: SegMark, *, owner: dict[st
     if result.reveal is not None:
         st = result.reveal
         picture = {"n_queries": st.n_queries, "r2": st.r2, "coef": np.round(st.coef, 5).tolist(),
-                   "bits": _rows(st.bits), "modules": _rows(st.modules), "decoded": st.decoded}
+                   "bits": _rows(st.bits), "modules": _rows(st.modules), "decoded": st.decoded,
+                   "reader_modules": _rows(st.reader_modules) if st.reader_modules is not None else None,
+                   "restored_fixed_modules": st.restored}
     detector = None
     if result.detector is not None:
         d = result.detector
@@ -119,6 +121,8 @@ def render_seg_html(ev: dict[str, Any]) -> str:
     key = _table([
         ("Verdict", res["verdict"]), ("Claim committed by the owner", mk["claim"]),
         ("Text decoded from the suspect's picture", res["decoded"] or "(does not decode)"),
+        ("Fixed-pattern modules the reader redrew (carry no claim)",
+         (ev.get("picture") or {}).get("restored_fixed_modules")),
         ("Decoded text matches the claim", res["match"]),
         ("QR modules agreeing with the committed code", f"{res['bit_agreement']:.1%} of {res['n_bits']}"
          if res["n_bits"] else None),
@@ -138,6 +142,16 @@ def render_seg_html(ev: dict[str, Any]) -> str:
         # the picture through the key: bits != modules exactly where the keyed mask flips
         seen = np.where(bits != modules, mk["eps"] - coef, coef)
         committed = _bits(mk["committed_modules"])
+        decoded = html.escape(str(pic["decoded"]))
+        restored = pic.get("restored_fixed_modules")
+        drawn_note = ""
+        if restored and pic.get("reader_modules") is not None:
+            reader = (f"<td>{_img(png_data_uri(code_image(_bits(pic['reader_modules']))), 'reader copy')}<br>"
+                      f"<span class='muted'>reader's copy: {restored} wrong fixed-pattern modules redrawn; "
+                      f"decodes to: <b>{decoded}</b></span></td>")
+        else:  # nothing to redraw (or evidence written before the reader's copy existed)
+            reader = ""
+            drawn_note = f"; decodes to: <b>{decoded}</b>"
         pics = (
             "<h2>The picture the suspect draws</h2>"
             "<p>Each square is one cell of a grid laid over the image. Its darkness is how much the "
@@ -150,12 +164,15 @@ def render_seg_html(ev: dict[str, Any]) -> str:
             f"<td>{_img(png_data_uri(attribution_image(seen, mk['eps'])), 'attribution through the key')}<br>"
             "<span class='muted'>seen through the owner's key</span></td>"
             f"<td>{_img(png_data_uri(code_image(modules)), 'binarised code')}<br>"
-            f"<span class='muted'>binarised at the fixed threshold; decodes to: "
-            f"<b>{html.escape(str(pic['decoded']))}</b></span></td>"
+            f"<span class='muted'>binarised at the fixed threshold, as drawn by the suspect{drawn_note}</span></td>"
+            f"{reader}"
             f"<td>{_img(png_data_uri(code_image(committed)), 'committed code')}<br>"
             f"<span class='muted'>the code committed by the owner: {html.escape(mk['claim'])}</span></td>"
             "</tr></table>"
-            "<p>Any phone's QR reader can scan the third picture.</p>"
+            "<p>Any phone's QR reader can scan the decoded picture. The reader's copy redraws only "
+            "the modules that are identical in every QR code of this size (finder squares, timing "
+            "lines, alignment square, level bits); they carry no part of the claim. Every other "
+            "module, and the bit agreement above, is the suspect's own.</p>"
         )
     det = ev.get("detector")
     det_html = ""

@@ -3,12 +3,22 @@
 Quiet-zone decision: the matrix ``Q`` laid over the image is the symbol *without* its
 quiet zone (the zone carries no information, it is light by definition). The quiet zone
 is added only when a recovered matrix is rendered for decoding.
+
+Reader decision: a recovered matrix is decoded twice over the same modules -- as drawn,
+and as a *reader's copy* whose fixed patterns (finder squares, separators, timing lines,
+alignment square, dark module, level bits: 207 of the 441 modules of a version-1 symbol)
+are redrawn. Those modules are identical in every QR symbol of the version and level, so they carry no
+part of the claim and an innocent model gains nothing from them; but a decoder that meets
+a few wrong finder modules gives up before Reed-Solomon correction is even tried
+(measured: 10 random wrong modules of 441 decode 70 % of the time as drawn, 100 % from the
+reader's copy). The mask-pattern and data modules are always the model's.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -17,6 +27,9 @@ import segno
 from xmark_core.errors import DataError
 
 QUIET_ZONE = 4  # modules, as ISO/IEC 18004 asks for
+READER_HELP = ("Decoded as drawn, or else after redrawing the modules that are identical in every QR "
+               "code of this size (finder squares, timing, alignment, level bits): they carry no part "
+               "of the claim; every other module is the suspect's own.")
 MAX_VERSION = 2  # 25 x 25 modules: one module must stay several pixels wide at 128 px
 
 
@@ -126,3 +139,81 @@ def decode_code(bits: np.ndarray, scale: int = 8, border: int = QUIET_ZONE) -> s
         except cv2.error:
             text = ""
     return text or None
+
+
+@lru_cache(maxsize=16)
+def fixed_modules(version: int, error: str) -> tuple[np.ndarray, np.ndarray]:
+    """The modules that are the same in every QR symbol of ``version`` and ``error`` level.
+
+    Found by encoding 256 random claims (three modes, random lengths, so that mode, length
+    and padding bits vary too) under all eight data masks with segno and keeping the
+    modules that never change: finder squares with their separators, timing lines,
+    alignment square, the dark module, the format bits that spell the level, and at
+    version 2 the first mode bit (0 in numeric, alphanumeric and byte mode alike): 207
+    modules at version 1, 241 at version 2. None depends on the claim's text.
+
+    Returns
+    -------
+    fixed : bool (n, n), True where the module is fixed
+    values : bool (n, n), the fixed modules' values (True = dark; meaningless elsewhere)
+    """
+    rng = np.random.default_rng(0)
+    alphabets = ["0123456789", "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 $%*+-./:", "abcdefghijklmnopqrstuvwxyz"]
+    mats = []
+    while len(mats) < 256:
+        alphabet = list(alphabets[len(mats) % 3])
+        text = "".join(rng.choice(alphabet, int(rng.integers(1, 40))))
+        try:
+            qr = segno.make_qr(text, error=error, version=version, mask=len(mats) % 8, boost_error=False)
+        except segno.DataOverflowError:
+            continue
+        mats.append(np.array([[bool(v) for v in row] for row in qr.matrix], dtype=bool))
+    stack = np.stack(mats)
+    fixed = (stack == stack[0]).all(axis=0)
+    fixed.setflags(write=False)
+    values = stack[0].copy()
+    values.setflags(write=False)
+    return fixed, values
+
+
+@dataclass(frozen=True)
+class CodeReading:
+    """What a QR reader makes of a recovered module matrix.
+
+    Attributes
+    ----------
+    text : decoded text (from the matrix as drawn, else from the reader's copy), or None
+    reader_modules : bool (n, n), the matrix with its fixed patterns redrawn
+    restored : number of fixed-pattern modules that were wrong in the matrix as drawn
+    as_drawn : whether the matrix decoded without redrawing anything
+    """
+
+    text: str | None
+    reader_modules: np.ndarray
+    restored: int
+    as_drawn: bool
+
+
+def read_code(modules: np.ndarray, version: int, error: str) -> CodeReading:
+    """Decode a recovered matrix as drawn, and if that fails from its reader's copy.
+
+    Parameters
+    ----------
+    modules : bool (n, n) recovered QR modules (True = dark)
+    version, error : the version and level of the committed symbol (public: they say how
+        long the claim is, not what it says)
+
+    Returns
+    -------
+    CodeReading
+    """
+    modules = np.asarray(modules, dtype=bool)
+    fixed, values = fixed_modules(int(version), str(error).lower())
+    if fixed.shape != modules.shape:
+        raise DataError(f"a version-{version} symbol has {fixed.shape[0]} modules per side, got {modules.shape}")
+    copy = np.where(fixed, values, modules)
+    restored = int((modules != values)[fixed].sum())
+    text = decode_code(modules)
+    if text is not None:
+        return CodeReading(text, copy, restored, True)
+    return CodeReading(decode_code(copy) if restored else None, copy, restored, False)

@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.linear_model import Ridge
 
 from xmark_core.stealthmark.mark import SegMark
-from xmark_core.stealthmark.qr import decode_code
+from xmark_core.stealthmark.qr import read_code
 from xmark_core.stealthmark.suspects import SegSuspect, query_images
 from xmark_core.stealthmark.trigger import cell_index
 
@@ -59,8 +59,11 @@ class RevealState:
     coef : float (n, n) mean uncertainty rise per pixel when a cell is stamped
     bits : bool (n, n) embedded bits read from ``coef`` (True = dark)
     modules : bool (n, n) QR modules (``bits`` xor the keyed mask)
-    decoded : text the modules decode to, or None
+    decoded : text the modules decode to (as drawn, else from the reader's copy), or None
     r2 : share of the rise's variance the linear read-out explains
+    reader_modules : ``modules`` with the symbol's fixed patterns redrawn (what was decoded
+        when the picture did not decode as drawn; see :mod:`~xmark_core.stealthmark.qr`)
+    restored : fixed-pattern modules that were wrong as drawn (None: not decoded)
     """
 
     n_queries: int
@@ -69,6 +72,8 @@ class RevealState:
     modules: np.ndarray
     decoded: str | None
     r2: float
+    reader_modules: np.ndarray | None = None
+    restored: int | None = None
 
 
 def summed_uncertainty(probs: np.ndarray) -> np.ndarray:
@@ -126,8 +131,12 @@ def reveal_stream(
             coef = (coef / (area * n_channels)).reshape(n, n)
             bits = coef > cfg.bit_threshold * mark.eps
             modules = mark.unmask(bits)
-            text = decode_code(modules) if (decode or done == cfg.n_samples) else None
-            yield RevealState(done, coef.astype(np.float32), bits, modules, text, r2)
+            if decode or done == cfg.n_samples:
+                reading = read_code(modules, mark.code.version, mark.code.error)
+                yield RevealState(done, coef.astype(np.float32), bits, modules, reading.text, r2,
+                                  reading.reader_modules, reading.restored)
+            else:
+                yield RevealState(done, coef.astype(np.float32), bits, modules, None, r2)
 
 
 def reveal(suspect: SegSuspect, images: np.ndarray, mark: SegMark, cfg: RevealConfig | None = None) -> RevealState:
