@@ -43,6 +43,11 @@ with left:
     stop = b2.button("Stop", key="sg_stop", width="stretch")
 
 
+def _decoded(box, text: str | None) -> None:
+    # markdown, not st.metric: a metric truncates a 10-character claim in a third of the page
+    box.markdown(f"Decodes to\n\n#### `{text}`" if text else "Decodes to\n\n#### —", help=READER_HELP)
+
+
 def _suspect():
     if choice == UPLOAD:
         if up is None:
@@ -102,7 +107,7 @@ if run:
                 pic_box.image(attribution_image(mark.unmask_coef(s.coef), mark.eps, scale=8),
                               caption=f"per-cell attribution after {s.n_queries} queries", width="stretch")
                 code_box.image(code_image(s.modules, scale=8), caption="binarised code", width="stretch")
-                text_box.metric("Decodes to", s.decoded or "—", help=READER_HELP)
+                _decoded(text_box, s.decoded)
                 bar.progress(s.n_queries / cfg.reveal.n_samples, text=f"{s.n_queries} stamped queries")
             elif event.stage == "detector":
                 bar.progress(0.0, text="detector done, drawing the picture ...")
@@ -122,7 +127,7 @@ if last is not None and not (stop or st.session_state.get("sg_running")):
         pic_box.image(attribution_image(mark.unmask_coef(res.reveal.coef), mark.eps, scale=8),
                       caption=f"per-cell attribution after {res.reveal.n_queries} queries", width="stretch")
         code_box.image(code_image(res.reveal.modules, scale=8), caption="binarised code", width="stretch")
-        text_box.metric("Decodes to", res.decoded or "—", help=READER_HELP)
+        _decoded(text_box, res.decoded)
     (verdict_box.warning if res.verdict == VERIFIED else verdict_box.info)(f"**{res.verdict.upper()}.** {res.message}")
     with right:
         if res.detector is not None:

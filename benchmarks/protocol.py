@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import baselines as B
-from benchmarks.context import CLEAN, BenchContext, MemoMarker, Trained, brief
+from benchmarks.context import CLEAN, BenchContext, MemoMarker, Trained, brief, summarize
 from benchmarks.settings import BASELINES
 from xmark_core.data.base import stratified_split
 from xmark_core.generator.model import Marker
@@ -152,4 +152,10 @@ def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
         }
         ctx.log(f"{name} Malicious: WSR {r['wsr']:.3f} dP {r['delta_p']:.3f} p {r['p']:.3g}; "
                 f"BA {mal.accuracy:.4f} (clean {reference.accuracy:.4f})")
+        more = [brief(ctx.verify(ctx.suspect(ctx.train(name, seed=s.suspect_seed(i))), meth.marker))
+                for i in range(1, s.malicious_seeds)]
+        results[name]["malicious_seeds"] = summarize([r, *more], s.alpha)
+        if more:
+            ctx.log(f"{name} Malicious over {1 + len(more)} seeds: share claimed "
+                    f"{results[name]['malicious_seeds']['share_p_below_alpha']:.2f}")
     return methods, results

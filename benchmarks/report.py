@@ -221,6 +221,15 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
             f"{_f(it['max_delta_p'])} / {_p(it['min_p'])} ({_f(it['n'], 'd')}) | "
             f"{_f((r.get('0.5') or {}).get('delta_p'))} | {_f((r.get('0.25') or {}).get('delta_p'))} |")
 
+    proto = parts.get("protocol") or {}
+    seeds = {k: v["malicious_seeds"] for k, v in proto.items() if isinstance(v, dict) and "malicious_seeds" in v}
+    if any(v["n"] > 1 for v in seeds.values()):
+        lines += ["", "**Malicious suspects over training seeds** (same release; claimed = p < α)", "",
+                  "| method | claimed | ΔP per seed | p per seed |", "|---|---|---|---|"]
+        for k, v in seeds.items():
+            lines.append(f"| {k} | {round(v['share_p_below_alpha'] * v['n'])} of {v['n']} | "
+                         f"{', '.join(_f(d) for d in v['delta_p'])} | {', '.join(_p(q) for q in v['p'])} |")
+
     xr = res.get("xmark") or {}
     if xr:
         lines += ["", "**Resolution transfer (X-Mark release)**", "",

@@ -118,3 +118,15 @@ def test_stealthmark_hook_passes_what_run_accepts(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "benchmarks.stealthmark", types.SimpleNamespace(run=fake_run))
     assert run_stealthmark(preset("quick"), tmp_path, Log(quiet=True)) == {"asr": 1.0}
     assert seen == {"quick": True, "out": tmp_path}
+
+
+def test_micro_run_reports_malicious_suspects_over_seeds(micro):
+    settings, out, _, _ = micro
+    proto = json.loads((out / "details" / "protocol.json").read_text())["results"]
+    for name in ("xmark", *BASELINES):
+        block = proto[name]["malicious_seeds"]
+        assert block["n"] == settings.malicious_seeds == 2 and len(block["p"]) == 2
+        assert block["p"][0] == pytest.approx(proto[name]["malicious"]["p"])  # the first is the main suspect
+        assert block["delta_p"][0] == pytest.approx(proto[name]["malicious"]["delta_p"])
+        assert 0 <= block["share_p_below_alpha"] <= 1
+    assert "**Malicious suspects over training seeds**" in (out / "table.md").read_text()

@@ -151,3 +151,14 @@ def test_tour_dataset_inspector_verify(page, server):
     pg.get_by_text("Download evidence.json").first.wait_for()
     _no_exception(pg)
     pg.screenshot(path=str(SHOTS / "evidence.png"), full_page=True)
+
+    # StealthMark: the shipped marked segmenter draws the demo's QR code
+    _goto(pg, "Segmentation ownership")
+    _no_exception(pg)
+    pg.get_by_role("button", name="Run verification").click()
+    pg.get_by_text("VERIFIED.").first.wait_for(timeout=240_000)
+    _settle(pg)
+    _no_exception(pg)
+    body = pg.inner_text("body")
+    assert "XMARK:DEMO" in body and "NOT VERIFIED" not in body
+    pg.screenshot(path=str(SHOTS / "segmentation.png"), full_page=True)
