@@ -107,6 +107,17 @@ def _no_exception(pg) -> None:
     assert pg.get_by_test_id("stException").count() == 0, pg.get_by_test_id("stException").first.inner_text()
 
 
+def _run_verification(pg, title: str, done: str) -> str:
+    """Open page ``title``, press "Run verification", wait for ``done``; returns the page text."""
+    _goto(pg, title)
+    _no_exception(pg)
+    pg.get_by_role("button", name="Run verification").click()
+    pg.get_by_text(done).first.wait_for(timeout=240_000)
+    _settle(pg)
+    _no_exception(pg)
+    return pg.inner_text("body")
+
+
 def test_tour_dataset_inspector_verify(page, server):
     SHOTS.mkdir(parents=True, exist_ok=True)
     pg = page
@@ -137,13 +148,7 @@ def test_tour_dataset_inspector_verify(page, server):
     assert "PSNR" in pg.inner_text("body")
     pg.screenshot(path=str(SHOTS / "inspector.png"), full_page=True)
 
-    _goto(pg, "Verify")
-    _no_exception(pg)
-    pg.get_by_role("button", name="Run verification").click()
-    pg.get_by_text("Ownership is claimed").first.wait_for(timeout=240_000)
-    _settle(pg)
-    _no_exception(pg)
-    body = pg.inner_text("body")
+    body = _run_verification(pg, "Verify", "Ownership is claimed")
     assert "Ownership claimed." in body and "p-value" in body
     pg.screenshot(path=str(SHOTS / "verify.png"), full_page=True)
 
@@ -153,12 +158,6 @@ def test_tour_dataset_inspector_verify(page, server):
     pg.screenshot(path=str(SHOTS / "evidence.png"), full_page=True)
 
     # StealthMark: the shipped marked segmenter draws the demo's QR code
-    _goto(pg, "Segmentation ownership")
-    _no_exception(pg)
-    pg.get_by_role("button", name="Run verification").click()
-    pg.get_by_text("VERIFIED.").first.wait_for(timeout=240_000)
-    _settle(pg)
-    _no_exception(pg)
-    body = pg.inner_text("body")
+    body = _run_verification(pg, "Segmentation ownership", "VERIFIED.")
     assert "XMARK:DEMO" in body and "NOT VERIFIED" not in body
     pg.screenshot(path=str(SHOTS / "segmentation.png"), full_page=True)

@@ -6,7 +6,10 @@ other seeds, verifies each exactly as the demo does (m 100, tau 0.2, gain 3, que
 phantom seed 9001). The demo's own suspect is seed 1.
 
     python docs/lab/learnability/suspect_seeds.py 2 3      # one process per core
+    WORK_SIZE=64 python docs/lab/learnability/suspect_seeds.py 1 2   # mark at 64 px and upsample,
+                                                            # as the benchmark does
 """
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -29,6 +32,7 @@ ds = PhantomDataset(2400, size=128, seed=0)
 test = PhantomDataset(400, size=128, seed=9001)
 Xt, yt = to_arrays(test, 64)
 marker = load_marker(ROOT / "models/surrogate.pt", ROOT / "models/generator.pt")
+marker.work_size = int(os.environ["WORK_SIZE"]) if os.environ.get("WORK_SIZE") else None  # None: native, as the demo
 with tempfile.TemporaryDirectory() as tmp:
     embed_release(ds, marker, target, Path(tmp) / "embed", rho=0.1, seed=0)
     Xr, yr = to_arrays(open_dataset(str(Path(tmp) / "embed" / "release")), 64)

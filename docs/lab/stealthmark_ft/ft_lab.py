@@ -15,7 +15,7 @@ import torch
 
 from xmark_core.stealthmark.data import phantom_seg_data
 from xmark_core.stealthmark.mark import SegMark
-from xmark_core.stealthmark.model import predict_proba
+from xmark_core.stealthmark.model import build_segmenter, predict_proba
 from xmark_core.stealthmark.metrics import score_segmentation
 from xmark_core.stealthmark.reveal import RevealConfig
 from xmark_core.stealthmark.suspects import TorchSegSuspect
@@ -40,12 +40,14 @@ def marked_model(**over):
     path = Path(f"/tmp/smlab/marked_{tag}.pt")
     cfg = SegTrainConfig(**{"epochs": 30, "batch_size": 8, "seed": 0, **over}, arch_kwargs=dict(BASE, **arch))
     if path.exists():
-        return torch.load(path, weights_only=False), cfg
+        m = build_segmenter("unet", out_channels=3, **cfg.arch_kwargs)
+        m.load_state_dict(torch.load(path, weights_only=True))
+        return m.eval(), cfg
     path.parent.mkdir(exist_ok=True)
     t = time.time()
     m = train_segmenter(train.images, train.masks, cfg, mark).model
     print(f"trained {tag} in {time.time() - t:.0f}s", flush=True)
-    torch.save(m, path)
+    torch.save(m.state_dict(), path)
     return m, cfg
 
 
