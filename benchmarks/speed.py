@@ -8,7 +8,7 @@ every image is marked, ``rho = 1``):
 * ``generator_ips`` -- perturbations per second given the saliency, with the run's
   ``work_size`` and (up to ``speed_native_max``) at native resolution;
 * ``embed_ips`` -- end-to-end :func:`xmark_core.embed.embed_release` (read, saliency,
-  generator, write, read back, PSNR/SSIM, hashes, manifest);
+  generator, write, PSNR/SSIM against the stored values, hashes, manifest);
 * ``io_ips`` -- the I/O floor: merely decode and re-encode the same PNGs;
   ``io_floor_ratio`` = embedding time / I/O time;
 

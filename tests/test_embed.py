@@ -197,6 +197,19 @@ def test_selection_hardest_and_random():
         select_marked(labels, 1, 0.2, 0, scores[:3])
 
 
+def test_marking_every_target_image_needs_no_scores(tmp_path, marker, phantom, monkeypatch):
+    # rho = 1 marks all target images whatever their scores: the surrogate pass is skipped
+    import xmark_core.embed as embed
+
+    def refuse(*a, **k):
+        raise AssertionError("target_scores called although every target image is marked")
+
+    monkeypatch.setattr(embed, "target_scores", refuse)
+    res = embed_release(phantom, marker, TARGET, tmp_path, rho=1.0)
+    n_target = int(np.sum(np.asarray(phantom.labels()) == TARGET))
+    assert res.summary()["n_marked"] == n_target
+
+
 def test_bad_inputs(tmp_path, marker, phantom):
     with pytest.raises(DataError, match="selection"):
         embed_release(phantom, marker, TARGET, tmp_path, selection="best")

@@ -84,6 +84,17 @@ def test_png_8bit_and_jpeg(tmp_path, picture):
     assert read_image(tmp_path / "png_named.jpg").fmt == "png"
 
 
+@pytest.mark.parametrize("depth", [8, 16])
+def test_png_write_returns_exactly_what_a_read_gives(tmp_path, picture, depth):
+    # the release writer trusts this instead of reading each marked PNG back
+    noisy = np.clip(picture + np.random.default_rng(0).normal(0, 0.02, picture.shape), -0.1, 1.1)
+    got = write_image(tmp_path / "a.png", noisy, bit_depth=depth)
+    back = read_image(tmp_path / "a.png").image
+    assert got.dtype == back.dtype == np.float32 and np.array_equal(got, back)
+    assert write_image(tmp_path / "a.jpg", picture) is None  # lossy: the caller reads back
+    assert write_image(tmp_path / "a.dcm", picture, bit_depth=12) is None
+
+
 # --- DICOM ----------------------------------------------------------------------------
 
 

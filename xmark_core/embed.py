@@ -84,6 +84,11 @@ class EmbedResult:
 SELECTIONS = ("hardest", "random")
 
 
+def n_marked(n_target: int, rho: float) -> int:
+    """How many of ``n_target`` target-class images a fraction ``rho`` marks (>= 1 if rho > 0)."""
+    return min(n_target, max(1 if rho > 0 else 0, int(round(rho * n_target))))
+
+
 def select_marked(
     labels: np.ndarray, target: int, rho: float, seed: int, scores: np.ndarray | None = None
 ) -> np.ndarray:
@@ -107,7 +112,7 @@ def select_marked(
     tidx = np.flatnonzero(np.asarray(labels) == target)
     if len(tidx) == 0:
         raise DataError(f"no image of the target class {target} in the dataset; check --target")
-    k = min(len(tidx), max(1 if rho > 0 else 0, int(round(rho * len(tidx)))))
+    k = n_marked(len(tidx), rho)
     rng = np.random.default_rng(seed)
     if scores is None:
         return np.sort(rng.choice(tidx, size=k, replace=False))
@@ -273,10 +278,11 @@ def _mark_one(ds: Any, it: _Item, marker: Any, dst: Path) -> dict[str, Any]:
     image = np.asarray(rec.image, np.float32)
     marked = marker.mark(image[None])[0]
     if like is not None:
-        write_image(dst, marked, like=like)
+        back = write_image(dst, marked, like=like)
     else:
-        write_image(dst, marked, bit_depth=16)  # rendered (phantom) images: 16-bit PNG
-    back = read_image(dst).image
+        back = write_image(dst, marked, bit_depth=16)  # rendered (phantom) images: 16-bit PNG
+    if back is None:  # lossy or DICOM: measure what was really stored
+        back = read_image(dst).image
     if back.shape != image.shape:
         raise XMarkError(f"{dst}: written image has shape {back.shape}, source {image.shape}")
     return {
@@ -444,7 +450,10 @@ def embed_release(
     kind = _source_kind(ds)
     if selection not in SELECTIONS:
         raise DataError(f"selection must be one of {SELECTIONS}, got {selection!r}")
-    scores = target_scores(ds, marker, target, labels) if selection == "hardest" else None
+    # When every target image is marked the scores cannot change the choice: skip them.
+    n_target = int(np.sum(labels == target))
+    ranked = selection == "hardest" and n_marked(n_target, rho) < n_target
+    scores = target_scores(ds, marker, target, labels) if ranked else None
     marked_set = set(select_marked(labels, target, rho, seed, scores).tolist())
     settings = {**_settings(ds, kind, marker, target, rho, seed), "selection": selection}
     mine = shard_indices(n_total, shard)

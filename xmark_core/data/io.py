@@ -157,6 +157,11 @@ def _to_gray(arr: np.ndarray, path: Path, notes: list[str]) -> np.ndarray:
     return np.round(gray).astype(arr.dtype)
 
 
+def _from_samples(arr: np.ndarray, depth: int) -> np.ndarray:
+    """Integer samples to float32 in [0, 1]; the one conversion reader and writer share."""
+    return arr.astype(np.float32) * np.float32(1.0 / (2**depth - 1))
+
+
 def _read_raster(path: Path, data: bytes, fmt: str) -> LoadedImage:
     _check_complete(path, data, fmt)
     try:
@@ -173,7 +178,7 @@ def _read_raster(path: Path, data: bytes, fmt: str) -> LoadedImage:
         depth = 16
     else:
         raise DataError(f"unsupported sample type {arr.dtype}; expected 8- or 16-bit", path)
-    image = arr.astype(np.float32) * np.float32(1.0 / (2**depth - 1))
+    image = _from_samples(arr, depth)
     return LoadedImage(image=image, bit_depth=depth, fmt=fmt, path=path, warnings=notes)
 
 
@@ -355,7 +360,7 @@ def write_image(
     like: LoadedImage | None = None,
     bit_depth: int | None = None,
     jpeg_quality: int = 95,
-) -> None:
+) -> np.ndarray | None:
     """Write a float (H, W) image in [0, 1] atomically as PNG, JPEG or DICOM.
 
     Parameters
@@ -367,6 +372,12 @@ def write_image(
         Instance UID) and its stored-value mapping
     bit_depth : 8 or 16 for PNG (default: ``like``'s depth, else 8); bits for a new DICOM
     jpeg_quality : JPEG quality 0-100 (JPEG is lossy and 8-bit only)
+
+    Returns
+    -------
+    numpy.ndarray or None
+        For PNG (lossless) the image exactly as :func:`read_image` will decode it, which
+        spares a read-back; None for JPEG and DICOM (read the file back).
     """
     path = Path(path)
     image = np.asarray(image, dtype=np.float32)
@@ -380,7 +391,7 @@ def write_image(
         raise DataError(f"unknown image suffix {path.suffix!r}; use .png, .jpg or .dcm", path)
     if fmt == "dicom":
         _write_dicom(path, image, like, bit_depth)
-        return
+        return None
     if fmt == "png":
         depth = bit_depth or (like.bit_depth if like is not None and like.fmt == "png" else None) or 8
         if like is not None and like.fmt == "dicom" and bit_depth is None:
@@ -396,3 +407,4 @@ def write_image(
     if not ok:
         raise DataError(f"could not encode the image as {fmt.upper()}", path)
     atomic_write_bytes(path, buf.tobytes())
+    return _from_samples(arr, depth) if fmt == "png" else None

@@ -1,0 +1,45 @@
+"""Image-quality measures: our fast SSIM is scikit-image's SSIM, numerically."""
+
+import numpy as np
+import pytest
+from skimage.metrics import structural_similarity
+
+from xmark_core.data.phantom import make_phantom
+from xmark_core.quality import psnr, ssim, ssim_map
+
+
+def _pair(h: int, w: int, sd: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    a = make_phantom(seed, 1, max(h, w)).image[:h, :w].astype(np.float32)
+    noise = np.random.default_rng(seed).normal(0, sd, a.shape).astype(np.float32)
+    return a, np.clip(a + noise, 0, 1)
+
+
+def _skimage(a, b, data_range=1.0):
+    return structural_similarity(a, b, data_range=data_range, gaussian_weights=True, sigma=1.5,
+                                 use_sample_covariance=False, full=True)
+
+
+@pytest.mark.parametrize("shape, sd", [((64, 64), 0.02), ((97, 130), 0.005), ((512, 512), 0.003), ((11, 40), 0.05)])
+def test_ssim_equals_skimage(shape, sd):
+    a, b = _pair(*shape, sd)
+    ref, ref_map = _skimage(a, b)
+    assert ssim(a, b) == pytest.approx(ref, abs=1e-5)
+    smap = ssim_map(a, b)
+    assert smap.shape == a.shape and smap.dtype == np.float32
+    assert np.abs(smap - ref_map).max() < 2e-3  # float32 round-off of the local variances
+
+
+def test_ssim_scale_and_identity():
+    a, b = _pair(64, 64, 0.01)
+    assert ssim(a, a) == pytest.approx(1.0, abs=1e-6)
+    assert ssim(a * 255, b * 255, data_range=255.0) == pytest.approx(ssim(a, b), abs=1e-5)
+    assert ssim(a, b) < ssim(a, np.clip(a + (b - a) / 4, 0, 1)) < 1.0  # less noise, more similar
+    assert psnr(a, a) == float("inf")
+
+
+def test_ssim_rejects_bad_pairs():
+    a, _ = _pair(64, 64, 0.01)
+    with pytest.raises(ValueError, match="differ in shape"):
+        ssim(a, a[:32])
+    with pytest.raises(ValueError, match="at least 11 pixels"):
+        ssim(a[:8, :8], a[:8, :8])
