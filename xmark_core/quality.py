@@ -61,7 +61,7 @@ def _ssim_full(reference: np.ndarray, test: np.ndarray, data_range: float) -> tu
     """Mean SSIM and its map, as ``skimage.metrics.structural_similarity`` computes them
     with ``gaussian_weights=True, sigma=1.5, use_sample_covariance=False`` (the mean over
     the map less a window radius at each border), with OpenCV's separable Gaussian in
-    float32: about 8x faster at 512 px, equal to skimage within 1e-5 (tested)."""
+    float32, which is much faster; equal to skimage within 1e-5 (tested)."""
     _check_pair(reference, test)
     k = 2 * SSIM_RADIUS + 1
     if min(reference.shape) < k:
@@ -97,7 +97,7 @@ def ssim(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0) -> fl
 
 def ssim_map(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0) -> np.ndarray:
     """Local SSIM map, same shape as the images (1 = identical neighbourhood)."""
-    return _ssim_full(reference, test, data_range)[1].astype(np.float32)
+    return _ssim_full(reference, test, data_range)[1]  # float32 already
 
 
 def apply_window(image: np.ndarray, window: Window | str) -> np.ndarray:
