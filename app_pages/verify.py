@@ -44,7 +44,7 @@ with left:
     seed = c2.number_input("Seed", 0, 10**6, 0, key="v_seed")
     tau = c1.number_input("Margin τ", 0.0, 0.9, 0.2, 0.05, key="v_tau")
     alpha = c2.number_input("Level α", 0.0001, 0.2, 0.01, 0.005, format="%.4f", key="v_alpha")
-    gain = c1.number_input("Query gain", 0.5, 8.0, 3.0, 0.5, key="v_gain",
+    gain = c1.number_input("Query gain", 0.5, 8.0, VerifyConfig.query_gain, 0.5, key="v_gain",
                            help="Strength of the mark on the query images (never released). "
                                 "A model that did not learn the mark does not respond at any gain.")
     b1, b2 = st.columns(2)

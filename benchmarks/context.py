@@ -258,7 +258,8 @@ class BenchContext:
 
     def verify_config(self, **overrides: Any) -> VerifyConfig:
         s = self.s
-        return VerifyConfig(**{"m": s.m, "tau": s.tau, "alpha": s.alpha, "seed": s.verify_seed, **overrides})
+        return VerifyConfig(**{"m": s.m, "tau": s.tau, "alpha": s.alpha, "seed": s.verify_seed,
+                               "query_gain": s.query_gain, **overrides})
 
     def verify(self, suspect: Any, marker: MarkerLike, **cfg: Any) -> VerificationResult:
         """:func:`~xmark_core.verify.protocol.run_verification` on the shared query pool."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xmark_core.data.phantom import FINDINGS
+from xmark_core.verify.protocol import VerifyConfig
 
 BASELINES = ("badnets", "blended", "static")
 INPUT_ATTACKS = ("jpeg", "resize_0.5", "blur", "noise", "median")
@@ -46,6 +47,7 @@ class BenchSettings:
     work_size : the marker marks images at this side and upsamples the mark (None: at
         the image's own resolution)
     m, tau, alpha, verify_seed : the verification protocol (DVBW t-test)
+    query_gain : strength of the mark on the owner's queries (default: the library's)
     malicious_seeds : Malicious suspects per method, trained on the same release with
         suspect seeds 0, 1, ...: whether a model learns a clean-label mark depends on its
         training run (measured: the demo's release was claimed for 2 of 6 seeds), so one
@@ -94,6 +96,7 @@ class BenchSettings:
     tau: float = 0.2
     alpha: float = 0.01
     verify_seed: int = 0
+    query_gain: float = VerifyConfig.query_gain
     malicious_seeds: int = 3
     n_ind_models: int = 10
     n_ind_keys: int = 10

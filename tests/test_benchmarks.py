@@ -81,6 +81,16 @@ def test_micro_run_details_carry_commit_and_settings(micro):
     n_marked = proto["xmark"]["n_marked"]
     assert n_marked == round(settings.rho * settings.n_images / 4) and proto["static"]["n_marked"] == n_marked
     assert "| X-Mark |" in (out / "table.md").read_text()
+    assert run["settings"]["query_gain"] == settings.query_gain == 2.0
+    assert f"query gain {settings.query_gain}" in (out / "table.md").read_text()
+
+
+def test_benchmark_queries_use_the_settings_query_gain():
+    from benchmarks.context import BenchContext
+
+    ctx = BenchContext.__new__(BenchContext)  # verify_config reads only the settings
+    ctx.s = preset("micro", query_gain=1.5)
+    assert ctx.verify_config().query_gain == 1.5 and ctx.verify_config(query_gain=3.0).query_gain == 3.0
 
 
 def test_shape_check_catches_departures(micro):

@@ -14,3 +14,9 @@ def test_failing_recipe_writes_nothing(tmp_path):
     with pytest.raises(XMarkError, match="failed its own check"):
         build_demo(out, cfg, log=lambda s: None)
     assert not out.exists()
+
+
+def test_demo_verifies_at_the_library_default_query_gain():
+    from xmark_core.verify.protocol import VerifyConfig
+
+    assert DemoConfig().query_gain == VerifyConfig().query_gain == 2.0

@@ -49,7 +49,7 @@ class DemoConfig:
     query_n: int = 400
     m: int = 100
     alpha: float = 0.01
-    query_gain: float = 3.0
+    query_gain: float = 2.0  # VerifyConfig's default (test_demo_build checks they agree)
 
 
 @dataclass

@@ -37,8 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "stops as soon as the evidence suffices; label: exact test for labels-only suspects")
     p.add_argument("--seed", type=int, default=0, help="seed of the query draw (recorded)")
     p.add_argument("--batch-size", type=int, default=20, help="query images per request round")
-    p.add_argument("--query-gain", type=float, default=3.0,
-                   help="strength of the mark on the (never released) query images (default 3)")
+    p.add_argument("--query-gain", type=float, default=None,
+                   help="strength of the mark on the (never released) query images "
+                        "(default: the library's, VerifyConfig.query_gain = 2)")
     p.add_argument("--labels-only", action="store_true", help="use only the suspect's top-1 labels")
     p.add_argument("--classes", help="comma-separated class names, if the suspect does not state them")
     p.add_argument("--input-size", type=int, help="suspect input size, if it does not state it")
@@ -158,8 +159,9 @@ def _verify_main(args: argparse.Namespace) -> int:
 
     _need(args, "suspect", "surrogate", "generator", "owner_record", "data", "out")
     try:
+        gain = {} if args.query_gain is None else {"query_gain": args.query_gain}
         cfg = VerifyConfig(m=args.m, tau=args.tau, alpha=args.alpha, test=args.test, seed=args.seed,
-                           batch_size=args.batch_size, query_gain=args.query_gain)
+                           batch_size=args.batch_size, **gain)
     except ValueError as e:
         raise XMarkError(str(e)) from e
     result, suspect, owner, marker_info, data = _run(

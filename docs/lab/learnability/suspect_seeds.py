@@ -2,12 +2,14 @@
 
 Re-embeds the shipped demo release (models/surrogate.pt + models/generator.pt, phantom
 2,400 at 128 px, seed 0 -- exactly what `make models` did), trains Malicious suspects with
-other seeds, verifies each exactly as the demo does (m 100, tau 0.2, gain 3, queries from
-phantom seed 9001). The demo's own suspect is seed 1.
+other seeds, verifies each exactly as the demo does (m 100, tau 0.2, queries from phantom
+seed 9001) at the query gains in GAINS (default 3: the demo's gain until 2026-12-04). The
+demo's own suspect is seed 1.
 
     python docs/lab/learnability/suspect_seeds.py 2 3      # one process per core
     WORK_SIZE=64 python docs/lab/learnability/suspect_seeds.py 1 2   # mark at 64 px and upsample,
                                                             # as the benchmark does
+    GAINS=1.5,2,2.5,3,4 python docs/lab/learnability/suspect_seeds.py 3 5 1   # the gain sweep
 """
 import os
 import sys
@@ -39,7 +41,10 @@ with tempfile.TemporaryDirectory() as tmp:
 pool = [i for i in range(len(test)) if int(yt[i]) != target]
 for seed in map(int, sys.argv[1:]):
     model = train_classifier(Xr, yr, classes, TrainConfig(input_size=64, epochs=15, seed=seed)).model
-    r = run_verification(TorchSuspect(model, classes, 64), marker, [test[i].image for i in pool],
-                         [test[i].image_id for i in pool], target, VerifyConfig(m=100, alpha=0.01, seed=9001, query_gain=3.0))
-    print(f"suspect seed {seed}: accuracy {evaluate(model, Xt, yt).accuracy:.3f} dP {r.delta_p:.3f} "
-          f"p {r.p_value:.2g} WSR {r.wsr:.2f} claimed {bool(r.decision)}", flush=True)
+    acc = evaluate(model, Xt, yt).accuracy
+    for gain in map(float, os.environ.get("GAINS", "3").split(",")):
+        r = run_verification(TorchSuspect(model, classes, 64), marker, [test[i].image for i in pool],
+                             [test[i].image_id for i in pool], target,
+                             VerifyConfig(m=100, alpha=0.01, seed=9001, query_gain=gain))
+        print(f"suspect seed {seed} gain {gain}: accuracy {acc:.3f} dP {r.delta_p:.3f} "
+              f"p {r.p_value:.2g} WSR {r.wsr:.2f} claimed {bool(r.decision)}", flush=True)
