@@ -146,7 +146,8 @@ if show_last and last is not None:
         k1.metric("ΔP = mean(P_w − P_b)", f"{res.delta_p:.3f}")
         k2.metric(f"p-value ({res.test})", f"{res.p_value:.2g}")
         k3.metric("WSR", f"{res.wsr:.0%}")
-        k4.metric("Queries", f"{res.n_queries}" + (" (stopped early)" if res.stopped_early else ""))
+        # the note goes in the label: a value wider than the column is cut off ("40 (sto...")
+        k4.metric("Queries, stopped early" if res.stopped_early else "Queries", f"{res.n_queries}")
         st.caption(f"Suspect: {last['suspect_label']} · queries: {last['queries']} · details on the Evidence page.")
 elif last is None and not run and show_last:
     status_box.info("Choose a suspect and press **Run verification**.")

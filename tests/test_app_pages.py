@@ -213,6 +213,15 @@ def test_verify_claims_the_malicious_suspect_and_evidence_downloads(app):
 
 
 @needs_demo
+def test_verify_sequential_stop_is_shown_in_the_queries_metric(app):
+    at = _verify(app, "malicious", test="Sequential (anytime-valid, stops once the evidence suffices)", m=100)
+    res = at.session_state["xm_verification"]["result"]
+    assert res.decision and res.stopped_early and res.n_queries < 100
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Queries, stopped early"] == str(res.n_queries)  # the number alone: never cut off
+
+
+@needs_demo
 def test_verify_does_not_claim_the_clean_suspect(app):
     at = _verify(app, "clean", test="Sequential (anytime-valid, stops once the evidence suffices)")
     res = at.session_state["xm_verification"]["result"]
