@@ -50,7 +50,8 @@ class BenchSettings:
     query_gain : strength of the mark on the owner's queries (default: the library's)
     malicious_seeds : Malicious suspects per method, trained on the same release with
         suspect seeds 0, 1, ...: whether a model learns a clean-label mark depends on its
-        training run (measured: the demo's release was claimed for 2 of 6 seeds), so one
+        training run (measured: the demo's release was claimed for 2 of 6 seeds at query gain
+        3, 4 of 6 at 2), so one
         suspect is an anecdote. The first is the one every other part attacks
     n_ind_models, n_ind_keys : independent clean models (Ind-M) and independent keys
         (Ind-T) per method
