@@ -400,3 +400,5 @@ def test_demo_release_model_is_claimed_and_clean_model_is_not(tmp_path, capsys):
         out[name] = json.loads(capsys.readouterr().out)
     assert out["malicious"]["owner_ok"] and out["malicious"]["decision"] and out["malicious"]["p_value"] < 0.01
     assert not out["clean"]["decision"] and out["clean"]["p_value"] > 0.05
+    # no --query-gain: the CLI leaves the library's default in force, and the evidence records it
+    assert json.loads((tmp_path / "malicious" / "evidence.json").read_text())["parameters"]["query_gain"] == 2.0
