@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=20, help="query images per request round")
     p.add_argument("--query-gain", type=float, default=None,
                    help="strength of the mark on the (never released) query images "
-                        "(default: the library's, VerifyConfig.query_gain = 2)")
+                        "(default: the library's, VerifyConfig.query_gain)")
     p.add_argument("--labels-only", action="store_true", help="use only the suspect's top-1 labels")
     p.add_argument("--classes", help="comma-separated class names, if the suspect does not state them")
     p.add_argument("--input-size", type=int, help="suspect input size, if it does not state it")

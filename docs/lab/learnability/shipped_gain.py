@@ -1,7 +1,6 @@
 """The shipped demo's own suspects verified at query gains 1.5 to 4 (lab, 2026-12-04; run from the repo root)."""
 import torch
 from pathlib import Path
-from xmark_core.data.base import to_arrays
 from xmark_core.data.phantom import FINDINGS, PhantomDataset
 from xmark_core.generator.model import load_marker
 from xmark_core.nets.checkpoint import load_checkpoint
@@ -11,7 +10,6 @@ torch.set_num_threads(1)
 R = Path("models"); classes = list(FINDINGS); target = classes.index("Cardiomegaly")
 test = PhantomDataset(400, size=128, seed=9001)
 marker = load_marker(R / "surrogate.pt", R / "generator.pt")
-pool = [i for i in range(len(test)) if test[i].label != target] if hasattr(test[0], "label") else None
 y = test.labels(); pool = [i for i in range(len(test)) if int(y[i]) != target]
 for name in ("suspect_malicious", "suspect_clean"):
     model = load_checkpoint(R / f"{name}.pt").model
