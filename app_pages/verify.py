@@ -2,7 +2,7 @@ import streamlit as st
 
 from xmark_core.app_support import cached, evidence_view, figures, live, sources, ui
 from xmark_core.app_support.demo import SUSPECT_LABELS
-from xmark_core.verify.protocol import VerifyConfig, heldout_pool, run_verification
+from xmark_core.verify.protocol import QUERY_CHOICES, VerifyConfig, heldout_pool, run_verification
 
 st.title("Verify a suspect model")
 st.caption(
@@ -47,6 +47,9 @@ with left:
     gain = c1.number_input("Query gain", 0.5, 8.0, VerifyConfig.query_gain, 0.5, key="v_gain",
                            help="Strength of the mark on the query images (never released). "
                                 "A model that did not learn the mark does not respond at any gain.")
+    queries = c2.selectbox("Query choice", QUERY_CHOICES, QUERY_CHOICES.index(VerifyConfig.queries),
+                           key="v_queries", help="boundary: the m pool images the owner's surrogate scores closest to the "
+                                "target class (a learned mark shows most there); random: a seeded draw.")
     b1, b2 = st.columns(2)
     run = b1.button("Run verification", type="primary", key="v_run", width="stretch")
     stop = b2.button("Stop", key="v_stop", width="stretch",
@@ -97,7 +100,7 @@ if run:
             suspect = _suspect()
             (images, ids), pool_name = _pool(int(m))
             cfg = VerifyConfig(m=int(m), tau=float(tau), alpha=float(alpha), test=TESTS[test_label],
-                               seed=int(seed), query_gain=float(gain), batch_size=max(5, min(10, int(m) // 20)))
+                               seed=int(seed), query_gain=float(gain), queries=queries, batch_size=max(5, min(10, int(m) // 20)))
             status.update(label=f"Querying the suspect with {cfg.m} image pairs ...", state="running")
             bar = bar_box.progress(0.0, text="0 queries")
 

@@ -174,9 +174,12 @@ class BenchContext:
 
     def set_selection(self, surrogate: nn.Module) -> None:
         """Score the target images with the owner's surrogate: the embedder's default
-        "hardest" selection then marks the same images for every method."""
+        "hardest" selection then marks the same images for every method, and boundary
+        queries (:class:`VerifyConfig` ``queries``) are the same pool images for every method."""
         X = self.train_images(CLEAN, self.s.input_size)
         self.cache["scores"] = predict_proba(surrogate, X)[:, self.s.target]
+        pool = resize_stack(np.stack(self.pool), self.s.input_size)[:, None]
+        self.cache["query_scores"] = predict_proba(surrogate, pool)[:, self.s.target].astype(np.float64)
 
     def marked_index(self) -> np.ndarray:
         """The target-class images every method marks (the embedder's own selection:
@@ -259,11 +262,12 @@ class BenchContext:
     def verify_config(self, **overrides: Any) -> VerifyConfig:
         s = self.s
         return VerifyConfig(**{"m": s.m, "tau": s.tau, "alpha": s.alpha, "seed": s.verify_seed,
-                               "query_gain": s.query_gain, **overrides})
+                               "query_gain": s.query_gain, "queries": s.queries, **overrides})
 
     def verify(self, suspect: Any, marker: MarkerLike, **cfg: Any) -> VerificationResult:
         """:func:`~xmark_core.verify.protocol.run_verification` on the shared query pool."""
-        return run_verification(suspect, marker, self.pool, self.pool_ids, self.s.target, self.verify_config(**cfg))
+        return run_verification(suspect, marker, self.pool, self.pool_ids, self.s.target, self.verify_config(**cfg),
+                                query_scores=self.cache.get("query_scores"))
 
 
 def summarize(rows: Sequence[dict[str, Any]], alpha: float) -> dict[str, Any]:

@@ -48,6 +48,8 @@ class BenchSettings:
         the image's own resolution)
     m, tau, alpha, verify_seed : the verification protocol (DVBW t-test)
     query_gain : strength of the mark on the owner's queries (default: the library's)
+    queries : "boundary" or "random" choice of the m queries from the held-out pool
+        (default: the library's); boundary queries are scored by the owner's surrogate
     malicious_seeds : Malicious suspects per method, trained on the same release with
         suspect seeds 0, 1, ...: whether a model learns a clean-label mark depends on its
         training run (measured: the demo's release was claimed for 2 of 6 seeds at query gain
@@ -98,6 +100,7 @@ class BenchSettings:
     alpha: float = 0.01
     verify_seed: int = 0
     query_gain: float = VerifyConfig.query_gain
+    queries: str = VerifyConfig.queries
     malicious_seeds: int = 3
     n_ind_models: int = 10
     n_ind_keys: int = 10

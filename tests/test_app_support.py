@@ -163,12 +163,15 @@ def test_demo_status_names_missing_files(tmp_path):
 
 
 def test_query_images_are_held_out_non_target_and_deterministic():
-    imgs, ids = demo.query_images(target=1, m=6, size=64, seed=9001)
-    assert imgs.shape == (6, 64, 64) and imgs.dtype == np.float32
-    assert len(set(ids)) == 6 and all(i.startswith("phantom-9001-") for i in ids)
+    imgs, ids = demo.query_images(target=1, m=6, size=64, seed=9001, pool=20)
+    assert imgs.shape == (15, 64, 64) and imgs.dtype == np.float32  # the 15 non-target of 20
+    assert len(set(ids)) == 15 and all(i.startswith("phantom-9001-") for i in ids)
     assert all(int(i.rsplit("-", 1)[1]) % 4 != 1 for i in ids)  # phantom label = index % 4
-    again, _ = demo.query_images(target=1, m=6, size=64, seed=9001)
+    again, _ = demo.query_images(target=1, m=6, size=64, seed=9001, pool=20)
     np.testing.assert_array_equal(imgs, again)
+    big, _ = demo.query_images(target=1, m=30, size=64, seed=9001, pool=20)
+    assert len(big) >= 30  # the pool grows to hold m queries
+    assert len(demo.query_images(target=1, m=6, size=32)[1]) == 300  # the demo's own pool
 
 
 def test_source_helpers():
@@ -240,7 +243,7 @@ def test_evidence_files_of_a_verification(tmp_path):
 
     rng = np.random.default_rng(0)
     images = [rng.uniform(0.1, 0.3, (8, 8)).astype(np.float32) for _ in range(20)]
-    res = run_verification(Bright(), Brighten(), images, [f"i{k}" for k in range(20)], 1, VerifyConfig(m=20))
+    res = run_verification(Bright(), Brighten(), images, [f"i{k}" for k in range(20)], 1, VerifyConfig(m=20, queries="random"))
     assert res.decision
     last = {"result": res, "suspect": {"kind": "toy"}, "marker": {"key": 0}, "queries": "toy",
             "owner_files": None, "created_utc": "2026-01-01T00:00:00+00:00"}
@@ -253,6 +256,7 @@ def test_evidence_files_of_a_verification(tmp_path):
     assert evidence_view.pdf_bytes(ev)[:4] == b"%PDF"
     rows = {r["parameter"]: r["value"] for r in evidence_view.parameter_rows(res, last)}
     assert rows["queries made"] == "20" and rows["margin τ"] == "0.2" and rows["query gain"] == "2.0"
+    assert rows["query choice"] == "random"
     used = [r["test"] for r in evidence_view.supporting_rows(res) if r["used for the decision"] == "yes"]
     assert used == ["ttest"]
 

@@ -36,6 +36,9 @@ class CornerMarker:
         out[:, :4, :4] = 1.0
         return out
 
+    def target_scores(self, images):  # the owner's "surrogate": brighter is closer to the target
+        return np.array([float(np.mean(x)) for x in images])
+
 
 @pytest.fixture()
 def verification():
@@ -102,7 +105,10 @@ def test_evidence_bundle(verification, owner, tmp_path):
     assert res["n_queries"] == 60 and len(loaded["log"]) == 60 and res["target_name"] == "Cardiomegaly"
     assert set(loaded["log"][0]) >= {"image_id", "sha256_original", "sha256_watermarked", "p_b", "p_w"}
     assert loaded["parameters"] == {"m": 60, "tau": 0.2, "alpha": 0.01, "test": "ttest", "seed": 0,
-                                    "batch_size": 20, "max_bet": 0.75, "query_gain": 2.0}
+                                    "batch_size": 20, "max_bet": 0.75, "query_gain": 2.0,
+                                    "queries": "boundary"}
+    assert loaded["data"]["query_choice"]["queries"] == "boundary"
+    assert loaded["data"]["query_choice"]["min_score_chosen"] > 0
     assert set(loaded["software"]) >= {"python", "torch", "xmark", "numpy", "scipy"}
     assert loaded["owner"]["commitment_ok"] and loaded["suspect"]["location"] == "corner model"
     assert len(loaded["running"]["p_value"]) == 60 and loaded["created_utc"].endswith("+00:00")
@@ -143,7 +149,7 @@ def test_no_claim_report(tmp_path):
 
     suspect = TorchSuspect(CornerModel(), CLASSES, 32, device="cpu")
     r = run_verification(suspect, Noop(), images, [str(i) for i in range(50)], 1,
-                         VerifyConfig(m=30, test="sequential"))
+                         VerifyConfig(m=30, test="sequential", queries="random"))
     ev = build_evidence(r, suspect.identity())
     page = render_html(ev)
     assert not ev["decision"] and "No claim" in page and "sequential betting test" in page

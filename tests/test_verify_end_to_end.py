@@ -11,6 +11,7 @@ from xmark_core.errors import DataError, SuspectError
 from xmark_core.hashing import sha256_array
 from xmark_core.verify.protocol import (
     VerifyConfig,
+    boundary_queries,
     compare_logs,
     draw_queries,
     heldout_pool,
@@ -50,6 +51,9 @@ class CornerMarker:
             out[:, :4, :4] = self.value
         return out
 
+    def target_scores(self, images):  # the owner's "surrogate": brighter is closer to the target
+        return np.array([float(np.mean(x)) for x in images])
+
 
 class Spy:
     """Wraps a suspect and keeps every request it receives."""
@@ -81,22 +85,56 @@ def suspect():
 
 def test_draw_is_seeded_and_logged(suspect):
     images, ids = pool()
-    cfg = VerifyConfig(m=40, seed=3, batch_size=16)
+    cfg = VerifyConfig(m=40, seed=3, batch_size=16, queries="random")
     a = run_verification(suspect, CornerMarker(), images, ids, TARGET, cfg)
     b = run_verification(suspect, CornerMarker(), images, ids, TARGET, cfg)
     assert a.log == b.log and a.p_value == b.p_value
     drawn = [q["image_id"] for q in a.log]
     assert drawn == [ids[i] for i in draw_queries(len(ids), 40, 3)] and len(set(drawn)) == 40
+    assert a.pool["queries"] == "random"
     q = a.log[5]
     i = ids.index(q["image_id"])
     assert q["sha256_original"] == sha256_array(images[i])
     assert q["sha256_watermarked"] == sha256_array(CornerMarker().mark(images[i][None])[0])
     assert q["p_w"] > 0.9 > 0.3 > q["p_b"] and q["label_w"] == TARGET
-    other = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=4))
+    other = run_verification(suspect, CornerMarker(), images, ids, TARGET,
+                             VerifyConfig(m=40, seed=4, queries="random"))
     assert [q["image_id"] for q in other.log] != drawn
     assert a.decision and a.p_value < 1e-10 and a.wsr == 1.0 and a.clean_target_rate == 0.0
     assert a.delta_p == pytest.approx(np.mean([q["p_w"] - q["p_b"] for q in a.log]))
     assert a.pool["size"] == 150 and a.complete and not a.stopped_early
+
+
+def test_boundary_queries_are_the_surrogates_top_m_in_seeded_order(suspect):
+    images, ids = pool()
+    scores = CornerMarker().target_scores(images)
+    r = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=3))
+    asked = [ids.index(q["image_id"]) for q in r.log]
+    assert r.config.queries == "boundary" and r.pool["queries"] == "boundary"
+    assert sorted(asked) == sorted(np.argsort(-scores)[:40].tolist())  # the 40 highest scores
+    assert asked != sorted(asked, key=lambda i: -scores[i])  # asked in a shuffled order
+    assert r.pool["min_score_chosen"] == pytest.approx(np.sort(scores)[-40])
+    again = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=3))
+    assert again.log == r.log
+    other = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=4))
+    assert sorted(q["image_id"] for q in other.log) == sorted(q["image_id"] for q in r.log)
+    # Given scores win over the marker's; ties are broken by the seed, not by position.
+    given = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=3),
+                             query_scores=-scores)
+    assert sorted(ids.index(q["image_id"]) for q in given.log) == sorted(np.argsort(scores)[:40].tolist())
+    tied = boundary_queries(np.zeros(150), 40, 0)
+    assert len(set(tied.tolist())) == 40 and sorted(tied.tolist()) != list(range(40))
+    with pytest.raises(DataError, match="query scores"):
+        run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40), query_scores=scores[:-1])
+
+    class Bare:  # a marker without the owner's surrogate
+        def mark(self, x):
+            return CornerMarker().mark(x)
+
+    with pytest.raises(DataError, match="queries='random'"):
+        run_verification(suspect, Bare(), images, ids, TARGET, VerifyConfig(m=40))
+    with pytest.raises(ValueError, match="queries"):
+        VerifyConfig(queries="hardest")
 
 
 def test_query_gain_scales_the_mark(suspect):
@@ -170,7 +208,7 @@ def test_bad_inputs_are_clear_errors(suspect):
             return x[:, :-1]
 
     with pytest.raises(ValueError, match="marker returned shape"):
-        run_verification(suspect, Cropper(), images, ids, TARGET, VerifyConfig(m=10))
+        run_verification(suspect, Cropper(), images, ids, TARGET, VerifyConfig(m=10, queries="random"))
     with pytest.raises(ValueError):
         VerifyConfig(test="wilcoxon")
 
@@ -256,7 +294,7 @@ def trained():
 @pytest.mark.slow
 def test_model_trained_on_release_is_claimed_and_clean_model_is_not(trained):
     models, marker, images, ids = trained
-    cfg = VerifyConfig(m=100, tau=0.2, alpha=0.01, seed=0)
+    cfg = VerifyConfig(m=100, tau=0.2, alpha=0.01, seed=0, queries="random")
     guilty = run_verification(models["release"], marker, images, ids, TARGET, cfg)
     innocent = run_verification(models["clean"], marker, images, ids, TARGET, cfg)
     assert guilty.decision and guilty.p_value < 0.01 and guilty.delta_p > 0.3 and guilty.wsr > 0.5
@@ -264,6 +302,22 @@ def test_model_trained_on_release_is_claimed_and_clean_model_is_not(trained):
     # The other tests on the same queries agree (the early-stopping path is tested above).
     assert guilty.supporting["sequential"] < 0.01 and guilty.supporting["label"] < 0.01
     assert innocent.supporting["sequential"] > 0.05 and innocent.supporting["label"] > 0.05
+
+
+@pytest.mark.slow
+def test_boundary_queries_chosen_by_the_innocent_model_itself_do_not_accuse_it(trained):
+    """The harshest case for boundary queries: the images the *innocent* model is least sure
+    are not the target (scored by itself, not by an owner's surrogate) still show no claim."""
+    models, marker, images, ids = trained
+    m = 60  # of the pool's 120 non-target images
+    scores = np.asarray(models["clean"].predict(images))[:, TARGET]
+    cfg = VerifyConfig(m=m, seed=0)
+    innocent = run_verification(models["clean"], marker, images, ids, TARGET, cfg, query_scores=scores)
+    guilty = run_verification(models["release"], marker, images, ids, TARGET, cfg, query_scores=scores)
+    asked = [q["p_b"] for q in innocent.log]
+    assert np.median(asked) > np.median(scores)  # the boundary half really was asked
+    assert not innocent.decision and innocent.p_value > 0.05 and innocent.delta_p < 0.1
+    assert guilty.decision and guilty.p_value < 1e-6 and guilty.delta_p > 0.3
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -34,6 +34,10 @@ TEST_NAMES = {
     "sequential": "anytime-valid sequential betting test",
     "label": "exact test on target-label hits (labels-only suspect)",
 }
+QUERY_CHOICE_TEXT = {
+    "boundary": "the m held-out non-target images the owner's surrogate scores closest to the target class",
+    "random": "a seeded random draw of m held-out non-target images",
+}
 
 
 # ----------------------------------------------------------------------------- building
@@ -172,7 +176,8 @@ def build_evidence(result: VerificationResult, suspect_identity: dict[str, Any],
         "owner": owner,
         "marker": marker,
         "data": {**(data or {}), "pool_size": result.pool["size"],
-                 "pool_ids_sha256": result.pool["ids_sha256"]},
+                 "pool_ids_sha256": result.pool["ids_sha256"],
+                 "query_choice": {k: v for k, v in result.pool.items() if k not in ("size", "ids_sha256")}},
         "software": software_versions(),
         "command": command,
         "log": r["log"],
@@ -276,6 +281,7 @@ def render_html(ev: dict[str, Any]) -> str:
         ("p-value", res["p_value"]), ("level alpha", par["alpha"]),
         ("average rise of the target score (ΔP)", res["delta_p"]), ("margin tau", par["tau"]),
         ("mark strength on the queries (query gain)", par.get("query_gain", 1.0)),
+        ("query choice", QUERY_CHOICE_TEXT.get(par.get("queries", "random"), par.get("queries"))),
         (f"watermarked images labelled '{target}' (WSR)", res["wsr"]),
         (f"original images labelled '{target}'", res["clean_target_rate"]),
         ("query images", res["n_queries"]), ("test", ev["test"]["description"]),

@@ -37,6 +37,9 @@ SUSPECT_LABELS: dict[str, str] = {
 # Query images are drawn from a phantom seed the demo models never trained on
 # (owner_record["demo"]["query_seed"] overrides it).
 DEFAULT_QUERY_SEED = 9001
+# Phantom images behind the query pool (DemoConfig.query_n): the verification chooses its m
+# queries among their non-target images (boundary queries need a pool larger than m).
+DEFAULT_QUERY_POOL = 400
 
 
 def default_models_dir() -> Path:
@@ -154,20 +157,21 @@ def load_demo(root: str | Path | None = None, device: str | None = None) -> Demo
 
 
 def query_images(
-    target: int, m: int, size: int, seed: int = DEFAULT_QUERY_SEED,
+    target: int, m: int, size: int, seed: int = DEFAULT_QUERY_SEED, pool: int = DEFAULT_QUERY_POOL,
 ) -> tuple[np.ndarray, list[str]]:
-    """``m`` held-out phantom images whose label is not ``target`` (the verification queries).
+    """The held-out query pool: the non-target images of a phantom set of ``pool`` images
+    (more if ``m`` queries need it), from which the verification chooses ``m``.
 
     Returns
     -------
-    (images (m, size, size) float32, image ids)
+    (images (n, size, size) float32 with n >= m, image ids)
     """
     from xmark_core.data.phantom import FINDINGS, PhantomDataset
 
     k = len(FINDINGS)
     # Labels cycle through the findings, so m non-target images need m * k / (k - 1) items.
-    n = int(np.ceil(m * k / (k - 1))) + k
+    n = max(int(pool), int(np.ceil(m * k / (k - 1))) + k)
     ds = PhantomDataset(n, size=size, seed=seed)
-    idx = [i for i in np.flatnonzero(ds.labels() != target)[:m]]
+    idx = np.flatnonzero(ds.labels() != target)
     images = np.stack([ds[int(i)].image for i in idx]).astype(np.float32)
     return images, [f"phantom-{seed}-{int(i)}" for i in idx]

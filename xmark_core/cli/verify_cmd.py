@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--query-gain", type=float, default=None,
                    help="strength of the mark on the (never released) query images "
                         "(default: the library's, VerifyConfig.query_gain)")
+    p.add_argument("--queries", choices=("boundary", "random"), default=None,
+                   help="which held-out images to query: 'boundary' = the m the owner's surrogate "
+                        "scores closest to the target class, 'random' = a seeded draw "
+                        "(default: the library's, VerifyConfig.queries)")
     p.add_argument("--labels-only", action="store_true", help="use only the suspect's top-1 labels")
     p.add_argument("--classes", help="comma-separated class names, if the suspect does not state them")
     p.add_argument("--input-size", type=int, help="suspect input size, if it does not state it")
@@ -159,7 +163,7 @@ def _verify_main(args: argparse.Namespace) -> int:
 
     _need(args, "suspect", "surrogate", "generator", "owner_record", "data", "out")
     try:
-        gain = {} if args.query_gain is None else {"query_gain": args.query_gain}
+        gain = {k: v for k, v in (("query_gain", args.query_gain), ("queries", args.queries)) if v is not None}
         cfg = VerifyConfig(m=args.m, tau=args.tau, alpha=args.alpha, test=args.test, seed=args.seed,
                            batch_size=args.batch_size, **gain)
     except ValueError as e:
@@ -189,7 +193,8 @@ def _replay_main(args: argparse.Namespace) -> int:
 
     _need(args, "owner_record")
     ev = load_evidence(args.replay)
-    cfg = VerifyConfig(**{"query_gain": 1.0, **ev["parameters"]})  # evidence from before query_gain
+    # Evidence from before query_gain / queries existed used gain 1 and random draws.
+    cfg = VerifyConfig(**{"query_gain": 1.0, "queries": "random", **ev["parameters"]})
     mk = ev.get("marker") or {}
     inputs = {"suspect": args.suspect or (ev.get("suspect") or {}).get("location"),
               "surrogate": args.surrogate or mk.get("surrogate"), "generator": args.generator or mk.get("generator"),

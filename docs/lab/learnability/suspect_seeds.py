@@ -45,6 +45,7 @@ for seed in map(int, sys.argv[1:]):
     for gain in map(float, os.environ.get("GAINS", "3").split(",")):
         r = run_verification(TorchSuspect(model, classes, 64), marker, [test[i].image for i in pool],
                              [test[i].image_id for i in pool], target,
-                             VerifyConfig(m=100, alpha=0.01, seed=9001, query_gain=gain))
+                             VerifyConfig(m=100, alpha=0.01, seed=9001, query_gain=gain,
+                                          queries=os.environ.get("QUERIES", "random")))
         print(f"suspect seed {seed} gain {gain}: accuracy {acc:.3f} dP {r.delta_p:.3f} "
               f"p {r.p_value:.2g} WSR {r.wsr:.2f} claimed {bool(r.decision)}", flush=True)
