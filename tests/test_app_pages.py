@@ -187,10 +187,11 @@ def test_quality_page_measures_and_runs_a_reader_study(app, tmp_path):
     assert any("of 2 trials" in t for t in _texts(at, "success") + _texts(at, "warning"))
 
 
-def _verify(at, suspect_key, test="Fixed m: paired t-test (DVBW)", m=40):
+def _verify(at, suspect_key, test="Fixed m: paired t-test (DVBW)", m=40, queries="boundary"):
     at = page(at, "verify")
     _ok(at)
     at.selectbox(key="v_suspect").set_value(demo.SUSPECT_LABELS[suspect_key])
+    at.selectbox(key="v_queries").set_value(queries)
     at.radio(key="v_test").set_value(test)
     at.number_input(key="v_m").set_value(m)
     at.run()
@@ -210,6 +211,18 @@ def test_verify_claims_the_malicious_suspect_and_evidence_downloads(app):
     labels = [b.label for b in at.get("download_button")]
     assert "Download evidence.json" in labels and "Download report.html" in labels
     assert len(at.get("arrow_data_frame")) >= 3 or len(at.dataframe) >= 3
+
+
+@needs_demo
+def test_verify_query_choice_is_used_and_recorded(app):
+    """Boundary queries (the default) come from the surrogate's top of a 300-image pool and
+    show the shipped Malicious suspect's mark more strongly than a random draw."""
+    boundary = _verify(app, "malicious", m=100).session_state["xm_verification"]["result"]
+    rand = _verify(app, "malicious", m=100, queries="random").session_state["xm_verification"]["result"]
+    assert boundary.config.queries == "boundary" and rand.config.queries == "random"
+    assert boundary.pool["size"] == rand.pool["size"] == 300 and boundary.pool["queries"] == "boundary"
+    assert boundary.delta_p > rand.delta_p + 0.1 and boundary.p_value < rand.p_value
+    assert {q["image_id"] for q in boundary.log} != {q["image_id"] for q in rand.log}
 
 
 @needs_demo

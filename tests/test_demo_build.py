@@ -16,7 +16,8 @@ def test_failing_recipe_writes_nothing(tmp_path):
     assert not out.exists()
 
 
-def test_demo_verifies_at_the_library_default_query_gain():
+def test_demo_verifies_with_the_library_default_query_gain_and_choice():
     from xmark_core.verify.protocol import VerifyConfig
 
     assert DemoConfig().query_gain == VerifyConfig().query_gain == 2.0
+    assert DemoConfig().queries == VerifyConfig().queries == "boundary"

@@ -11,6 +11,7 @@ from xmark_core.errors import DataError, SuspectError
 from xmark_core.hashing import sha256_array
 from xmark_core.verify.protocol import (
     VerifyConfig,
+    boundary_candidates,
     boundary_queries,
     compare_logs,
     draw_queries,
@@ -122,6 +123,11 @@ def test_boundary_queries_are_the_surrogates_top_m_in_seeded_order(suspect):
     given = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=3),
                              query_scores=-scores)
     assert sorted(ids.index(q["image_id"]) for q in given.log) == sorted(np.argsort(scores)[:40].tolist())
+    small = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=10, seed=3))
+    cand = [ids[i] for i in boundary_candidates(150, 10, 3)]
+    assert small.pool["candidates"] == len(cand) == 100  # 10 x m of the 150 were scored
+    best = sorted(cand, key=lambda i: -scores[ids.index(i)])[:10]
+    assert sorted(q["image_id"] for q in small.log) == sorted(best)
     tied = boundary_queries(np.zeros(150), 40, 0)
     assert len(set(tied.tolist())) == 40 and sorted(tied.tolist()) != list(range(40))
     with pytest.raises(DataError, match="query scores"):
@@ -445,7 +451,7 @@ def test_demo_release_model_is_claimed_and_clean_model_is_not(tmp_path, capsys):
 
     root, seed, size = _demo()
     common = ["--surrogate", str(root / "surrogate.pt"), "--generator", str(root / "generator.pt"),
-              "--owner-record", str(root / "owner_record.json"), "--data", f"phantom:150:{size}:{seed}",
+              "--owner-record", str(root / "owner_record.json"), "--data", f"phantom:400:{size}:{seed}",
               "--m", "100", "--json"]
     out = {}
     for name in ("malicious", "clean"):
@@ -454,5 +460,12 @@ def test_demo_release_model_is_claimed_and_clean_model_is_not(tmp_path, capsys):
         out[name] = json.loads(capsys.readouterr().out)
     assert out["malicious"]["owner_ok"] and out["malicious"]["decision"] and out["malicious"]["p_value"] < 0.01
     assert not out["clean"]["decision"] and out["clean"]["p_value"] > 0.05
-    # no --query-gain: the CLI leaves the library's default in force, and the evidence records it
-    assert json.loads((tmp_path / "malicious" / "evidence.json").read_text())["parameters"]["query_gain"] == 2.0
+    # no --query-gain / --queries: the library's defaults are in force, and the evidence records them
+    ev = json.loads((tmp_path / "malicious" / "evidence.json").read_text())
+    assert ev["parameters"]["query_gain"] == 2.0 and ev["parameters"]["queries"] == "boundary"
+    assert ev["data"]["query_choice"]["candidates"] == 300  # the pool's non-target images
+    assert main(["verify", "--suspect", str(root / "suspect_malicious.pt"), "--out", str(tmp_path / "random"),
+                 "--queries", "random", *common]) == 0
+    rand = json.loads(capsys.readouterr().out)
+    assert json.loads((tmp_path / "random" / "evidence.json").read_text())["parameters"]["queries"] == "random"
+    assert out["malicious"]["delta_p"] > rand["delta_p"] + 0.1  # the boundary shows the mark more

@@ -49,7 +49,8 @@ class DemoConfig:
     query_n: int = 400
     m: int = 100
     alpha: float = 0.01
-    query_gain: float = 2.0  # VerifyConfig's default (test_demo_build checks they agree)
+    query_gain: float = 2.0  # VerifyConfig's defaults (test_demo_build checks they agree)
+    queries: str = "boundary"
 
 
 @dataclass
@@ -127,7 +128,8 @@ def build_demo(out: str | Path, cfg: DemoConfig | None = None, log: Log = print)
         pool = [i for i in range(len(test)) if int(yt[i]) != target]
         images = [test[i].image for i in pool]
         ids = [test[i].image_id for i in pool]
-        vcfg = VerifyConfig(m=cfg.m, alpha=cfg.alpha, seed=cfg.query_seed, query_gain=cfg.query_gain)
+        vcfg = VerifyConfig(m=cfg.m, alpha=cfg.alpha, seed=cfg.query_seed, query_gain=cfg.query_gain,
+                            queries=cfg.queries)
         verification = {}
         for name in models:
             r = run_verification(CheckpointSuspect(tmp / f"suspect_{name}.pt"), marker, images, ids,
@@ -177,7 +179,8 @@ Held-out accuracy ({c.query_n} images, seed {c.query_seed}): {acc}.
 Watermark quality over the {r.quality['n_marked']} marked release images: PSNR {r.quality['psnr']:.2f} dB, SSIM {r.quality['ssim']:.4f}.
 
 Verification (paired t-test, m = {c.m}, tau = 0.2, alpha = {c.alpha}, query gain {c.query_gain},
-queries: non-target phantom images from seed {c.query_seed}, never trained on):
+{c.queries} queries from the non-target images of {c.query_n} phantom images of seed {c.query_seed},
+never trained on):
 
 | suspect | delta P | p | WSR | decision |
 |---|---|---|---|---|

@@ -28,6 +28,8 @@ class MarkerLike(Protocol):
 
 
 QUERY_CHOICES = ("boundary", "random")
+# Boundary queries score at most this many times m pool images (a seeded draw of a larger pool).
+BOUNDARY_CANDIDATES = 10
 
 
 @dataclass
@@ -53,7 +55,8 @@ class VerifyConfig:
         README "Query gain"). Default 2.
     queries : how the ``m`` queries are chosen from the pool. "boundary" (default): the
         ``m`` pool images the owner's surrogate gives the highest probability of the target
-        class, asked in a seeded random order. The choice depends on the owner's model and
+        class, asked in a seeded random order (of at most ``BOUNDARY_CANDIDATES * m`` pool
+        images, a seeded draw when the pool is larger: scoring loads each one). The choice depends on the owner's model and
         the pool only, so it is fixed before any suspect is queried and a reviewer can redo
         it. A model that learned the mark shifts its target logit; on an image it already
         gives ~2 % that is a large change of probability, on one it gives ~0.1 % (a typical
@@ -177,27 +180,38 @@ def boundary_queries(scores: Sequence[float], m: int, seed: int) -> np.ndarray:
     return top[np.random.default_rng(seed).permutation(m)]
 
 
+def boundary_candidates(n_pool: int, m: int, seed: int) -> np.ndarray:
+    """The pool images scored for boundary queries: all of them, or a seeded draw of
+    ``BOUNDARY_CANDIDATES * m`` from a larger pool (scoring loads every candidate image)."""
+    n = min(n_pool, BOUNDARY_CANDIDATES * m)
+    return np.sort(np.random.default_rng([seed, 3]).permutation(n_pool)[:n])
+
+
 def choose_queries(marker: MarkerLike, images: Sequence[np.ndarray], cfg: VerifyConfig,
                    scores: Sequence[float] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """The query indices into ``images`` under ``cfg.queries`` and what the evidence records.
 
     ``scores`` (boundary queries): the owner surrogate's target probability per pool image;
-    default ``marker.target_scores(images)``.
+    default ``marker.target_scores`` of the candidates (:func:`boundary_candidates`).
     """
     drawn = draw_queries(len(images), cfg.m, cfg.seed)  # also checks the pool's size
     if cfg.queries == "random":
         return drawn, {"queries": "random"}
-    if scores is None:
-        if not hasattr(marker, "target_scores"):
-            raise DataError("boundary queries are chosen with the owner's surrogate, which this "
-                            "marker does not carry; pass query_scores or use queries='random'")
-        scores = marker.target_scores(images)  # type: ignore[attr-defined]
-    sc = np.asarray(scores, np.float64)
-    if sc.shape != (len(images),):
-        raise DataError(f"{len(images)} pool images but {sc.size} query scores")
-    order = boundary_queries(sc, cfg.m, cfg.seed)
-    return order, {"queries": "boundary", "scores_sha256": sha256_array(sc.astype(np.float32)),
-                   "min_score_chosen": float(sc[order].min()), "median_score_pool": float(np.median(sc))}
+    cand = boundary_candidates(len(images), cfg.m, cfg.seed)
+    if scores is not None:
+        full = np.asarray(scores, np.float64)
+        if full.shape != (len(images),):
+            raise DataError(f"{len(images)} pool images but {full.size} query scores")
+        sc = full[cand]
+    elif hasattr(marker, "target_scores"):
+        sc = np.asarray(marker.target_scores([images[int(i)] for i in cand]), np.float64)  # type: ignore[attr-defined]
+    else:
+        raise DataError("boundary queries are chosen with the owner's surrogate, which this "
+                        "marker does not carry; pass query_scores or use queries='random'")
+    order = cand[boundary_queries(sc, cfg.m, cfg.seed)]
+    return order, {"queries": "boundary", "candidates": len(cand),
+                   "scores_sha256": sha256_array(sc.astype(np.float32)),
+                   "min_score_chosen": float(np.sort(sc)[-cfg.m]), "median_score_candidates": float(np.median(sc))}
 
 
 def _mark(marker: MarkerLike, images: list[np.ndarray], gain: float = 1.0) -> list[np.ndarray]:

@@ -1,4 +1,7 @@
-"""The shipped demo's own suspects verified at query gains 1.5 to 4 (lab, 2026-12-04; run from the repo root)."""
+"""The shipped demo's own suspects verified at query gains 1.5 to 4 (lab, 2026-12-04; run from the repo root).
+
+QUERIES=boundary: the surrogate-chosen queries (the default since 2026-12-04 evening); default random."""
+import os
 import torch
 from pathlib import Path
 from xmark_core.data.phantom import FINDINGS, PhantomDataset
@@ -15,5 +18,6 @@ for name in ("suspect_malicious", "suspect_clean"):
     model = load_checkpoint(R / f"{name}.pt").model
     for gain in (1.5, 2.0, 2.5, 3.0, 4.0):
         r = run_verification(TorchSuspect(model, classes, 64), marker, [test[i].image for i in pool],
-                             [test[i].image_id for i in pool], target, VerifyConfig(m=100, alpha=0.01, seed=9001, query_gain=gain, queries="random"))
-        print(f"{name} gain {gain}: dP {r.delta_p:.3f} p {r.p_value:.2g} WSR {r.wsr:.2f}", flush=True)
+                             [test[i].image_id for i in pool], target, VerifyConfig(m=100, alpha=0.01, seed=9001, query_gain=gain,
+                                                                    queries=os.environ.get("QUERIES", "random")))
+        print(f"{name} {r.config.queries} gain {gain}: dP {r.delta_p:.3f} p {r.p_value:.2g} WSR {r.wsr:.2f}", flush=True)
