@@ -220,7 +220,7 @@ def _fmt(v: Any) -> str:
     if v is None:
         return "&mdash;"
     if isinstance(v, (list, dict)):
-        return f'<span class="mono">{html.escape(json.dumps(v))}</span>'
+        return f'<span class="mono">{html.escape(json.dumps(v, sort_keys=True))}</span>'
     return html.escape(str(v))
 
 
