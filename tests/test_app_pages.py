@@ -187,7 +187,7 @@ def test_quality_page_measures_and_runs_a_reader_study(app, tmp_path):
     assert any("of 2 trials" in t for t in _texts(at, "success") + _texts(at, "warning"))
 
 
-def _verify(at, suspect_key, test="Fixed m: paired t-test (DVBW)", m=40, queries="boundary"):
+def _verify(at, suspect_key, test="Fixed m: paired t-test (DVBW)", m=40, queries="random"):
     at = page(at, "verify")
     _ok(at)
     at.selectbox(key="v_suspect").set_value(demo.SUSPECT_LABELS[suspect_key])
@@ -202,10 +202,10 @@ def _verify(at, suspect_key, test="Fixed m: paired t-test (DVBW)", m=40, queries
 
 @needs_demo
 def test_verify_claims_the_malicious_suspect_and_evidence_downloads(app):
-    at = _verify(app, "malicious")
+    at = _verify(app, "malicious", m=100)  # the demo's m, random queries (the defaults)
     assert any("Ownership is claimed" in t for t in _texts(at, "warning")), _texts(at, "info")
     res = at.session_state["xm_verification"]["result"]
-    assert res.decision and res.p_value < 0.01 and res.n_queries == 40
+    assert res.decision and res.p_value < 0.01 and res.n_queries == 100
     at = page(at, "evidence")
     _ok(at)
     labels = [b.label for b in at.get("download_button")]
@@ -215,9 +215,9 @@ def test_verify_claims_the_malicious_suspect_and_evidence_downloads(app):
 
 @needs_demo
 def test_verify_query_choice_is_used_and_recorded(app):
-    """Boundary queries (the default) come from the surrogate's top of a 300-image pool and
-    show the shipped Malicious suspect's mark more strongly than a random draw."""
-    boundary = _verify(app, "malicious", m=100).session_state["xm_verification"]["result"]
+    """Random queries are the default; boundary queries come from the surrogate's top of a
+    300-image pool and show the shipped Malicious suspect's mark more strongly."""
+    boundary = _verify(app, "malicious", m=100, queries="boundary").session_state["xm_verification"]["result"]
     rand = _verify(app, "malicious", m=100, queries="random").session_state["xm_verification"]["result"]
     assert boundary.config.queries == "boundary" and rand.config.queries == "random"
     assert boundary.pool["size"] == rand.pool["size"] == 300 and boundary.pool["queries"] == "boundary"

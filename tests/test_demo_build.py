@@ -20,4 +20,4 @@ def test_demo_verifies_with_the_library_default_query_gain_and_choice():
     from xmark_core.verify.protocol import VerifyConfig
 
     assert DemoConfig().query_gain == VerifyConfig().query_gain == 2.0
-    assert DemoConfig().queries == VerifyConfig().queries == "boundary"
+    assert DemoConfig().queries == VerifyConfig().queries == "random"

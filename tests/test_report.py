@@ -46,7 +46,7 @@ def verification():
     images = [0.3 * rng.random((32, 32), dtype=np.float32) for _ in range(120)]
     ids = [f"img-{i}" for i in range(120)]
     suspect = TorchSuspect(CornerModel(), CLASSES, 32, device="cpu", name="corner model")
-    return run_verification(suspect, CornerMarker(), images, ids, 1, VerifyConfig(m=60)), suspect
+    return run_verification(suspect, CornerMarker(), images, ids, 1, VerifyConfig(m=60, queries="boundary")), suspect
 
 
 @pytest.fixture()

@@ -107,23 +107,24 @@ def test_draw_is_seeded_and_logged(suspect):
 
 
 def test_boundary_queries_are_the_surrogates_top_m_in_seeded_order(suspect):
+    B = "boundary"
     images, ids = pool()
     scores = CornerMarker().target_scores(images)
-    r = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=3))
+    r = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=3, queries=B))
     asked = [ids.index(q["image_id"]) for q in r.log]
-    assert r.config.queries == "boundary" and r.pool["queries"] == "boundary"
+    assert r.config.queries == "boundary" and r.pool["queries"] == "boundary" and VerifyConfig().queries == "random"
     assert sorted(asked) == sorted(np.argsort(-scores)[:40].tolist())  # the 40 highest scores
     assert asked != sorted(asked, key=lambda i: -scores[i])  # asked in a shuffled order
     assert r.pool["min_score_chosen"] == pytest.approx(np.sort(scores)[-40])
-    again = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=3))
+    again = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=3, queries=B))
     assert again.log == r.log
-    other = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=4))
+    other = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=4, queries=B))
     assert sorted(q["image_id"] for q in other.log) == sorted(q["image_id"] for q in r.log)
     # Given scores win over the marker's; ties are broken by the seed, not by position.
-    given = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=3),
+    given = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=3, queries=B),
                              query_scores=-scores)
     assert sorted(ids.index(q["image_id"]) for q in given.log) == sorted(np.argsort(scores)[:40].tolist())
-    small = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=10, seed=3))
+    small = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=10, seed=3, queries=B))
     cand = [ids[i] for i in boundary_candidates(150, 10, 3)]
     assert small.pool["candidates"] == len(cand) == 100  # 10 x m of the 150 were scored
     best = sorted(cand, key=lambda i: -scores[ids.index(i)])[:10]
@@ -131,14 +132,15 @@ def test_boundary_queries_are_the_surrogates_top_m_in_seeded_order(suspect):
     tied = boundary_queries(np.zeros(150), 40, 0)
     assert len(set(tied.tolist())) == 40 and sorted(tied.tolist()) != list(range(40))
     with pytest.raises(DataError, match="query scores"):
-        run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40), query_scores=scores[:-1])
+        run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, queries=B),
+                         query_scores=scores[:-1])
 
     class Bare:  # a marker without the owner's surrogate
         def mark(self, x):
             return CornerMarker().mark(x)
 
     with pytest.raises(DataError, match="queries='random'"):
-        run_verification(suspect, Bare(), images, ids, TARGET, VerifyConfig(m=40))
+        run_verification(suspect, Bare(), images, ids, TARGET, VerifyConfig(m=40, queries=B))
     with pytest.raises(ValueError, match="queries"):
         VerifyConfig(queries="hardest")
 
@@ -317,7 +319,7 @@ def test_boundary_queries_chosen_by_the_innocent_model_itself_do_not_accuse_it(t
     models, marker, images, ids = trained
     m = 60  # of the pool's 120 non-target images
     scores = np.asarray(models["clean"].predict(images))[:, TARGET]
-    cfg = VerifyConfig(m=m, seed=0)
+    cfg = VerifyConfig(m=m, seed=0, queries="boundary")
     innocent = run_verification(models["clean"], marker, images, ids, TARGET, cfg, query_scores=scores)
     guilty = run_verification(models["release"], marker, images, ids, TARGET, cfg, query_scores=scores)
     asked = [q["p_b"] for q in innocent.log]
@@ -462,10 +464,11 @@ def test_demo_release_model_is_claimed_and_clean_model_is_not(tmp_path, capsys):
     assert not out["clean"]["decision"] and out["clean"]["p_value"] > 0.05
     # no --query-gain / --queries: the library's defaults are in force, and the evidence records them
     ev = json.loads((tmp_path / "malicious" / "evidence.json").read_text())
-    assert ev["parameters"]["query_gain"] == 2.0 and ev["parameters"]["queries"] == "boundary"
+    assert ev["parameters"]["query_gain"] == 2.0 and ev["parameters"]["queries"] == "random"
+    assert main(["verify", "--suspect", str(root / "suspect_malicious.pt"), "--out", str(tmp_path / "boundary"),
+                 "--queries", "boundary", *common]) == 0
+    bound = json.loads(capsys.readouterr().out)
+    ev = json.loads((tmp_path / "boundary" / "evidence.json").read_text())
+    assert ev["parameters"]["queries"] == "boundary"
     assert ev["data"]["query_choice"]["candidates"] == 300  # the pool's non-target images
-    assert main(["verify", "--suspect", str(root / "suspect_malicious.pt"), "--out", str(tmp_path / "random"),
-                 "--queries", "random", *common]) == 0
-    rand = json.loads(capsys.readouterr().out)
-    assert json.loads((tmp_path / "random" / "evidence.json").read_text())["parameters"]["queries"] == "random"
-    assert out["malicious"]["delta_p"] > rand["delta_p"] + 0.1  # the boundary shows the mark more
+    assert bound["delta_p"] > out["malicious"]["delta_p"] + 0.1  # the boundary shows the mark more

@@ -50,7 +50,7 @@ class DemoConfig:
     m: int = 100
     alpha: float = 0.01
     query_gain: float = 2.0  # VerifyConfig's defaults (test_demo_build checks they agree)
-    queries: str = "boundary"
+    queries: str = "random"
 
 
 @dataclass

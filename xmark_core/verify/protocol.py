@@ -53,16 +53,19 @@ class VerifyConfig:
         learned it responds -- up to a point: past about twice the release's strength the
         response of a model that learned the mark falls again (measured over suspect seeds,
         README "Query gain"). Default 2.
-    queries : how the ``m`` queries are chosen from the pool. "boundary" (default): the
+    queries : how the ``m`` queries are chosen from the pool. "random" (default): a seeded
+        draw from the whole pool (the paper's protocol). "boundary" (an option): the
         ``m`` pool images the owner's surrogate gives the highest probability of the target
         class, asked in a seeded random order (of at most ``BOUNDARY_CANDIDATES * m`` pool
         images, a seeded draw when the pool is larger: scoring loads each one). The choice depends on the owner's model and
         the pool only, so it is fixed before any suspect is queried and a reviewer can redo
         it. A model that learned the mark shifts its target logit; on an image it already
         gives ~2 % that is a large change of probability, on one it gives ~0.1 % (a typical
-        random non-target image) it is invisible. Measured on Malicious suspects of the demo
-        release, while clean models stay at delta P <= 0 (README "Query choice"). "random": a
-        seeded draw from the whole pool (the paper's protocol).
+        random non-target image) it is invisible. It lifts delta P of Malicious suspects of
+        the demo release from ~0.2 to ~0.5 while clean models stay at delta P <= 0, but it
+        also lifts their answer to *another* key's mark: two of five were claimed by a
+        generator with another key trained against the same surrogate (README, Architecture
+        4). Not the default until the test compares against other keys.
     """
 
     m: int = 100
@@ -73,7 +76,7 @@ class VerifyConfig:
     batch_size: int = 20
     max_bet: float = 0.75
     query_gain: float = 2.0
-    queries: str = "boundary"
+    queries: str = "random"
 
     def __post_init__(self) -> None:
         if self.test not in stats.TESTS:
