@@ -57,9 +57,9 @@ class VerifyConfig:
         draw from the whole pool (the paper's protocol). "boundary" (an option): the
         ``m`` pool images the owner's surrogate gives the highest probability of the target
         class, asked in a seeded random order (of at most ``BOUNDARY_CANDIDATES * m`` pool
-        images, a seeded draw when the pool is larger: scoring loads each one). The choice depends on the owner's model and
-        the pool only, so it is fixed before any suspect is queried and a reviewer can redo
-        it. A model that learned the mark shifts its target logit; on an image it already
+        images, a seeded draw when the pool is larger: scoring loads each one). The choice
+        depends on the owner's model and the pool only, so it is fixed before any suspect is
+        queried and a reviewer can redo it. A model that learned the mark shifts its target logit; on an image it already
         gives ~2 % that is a large change of probability, on one it gives ~0.1 % (a typical
         random non-target image) it is invisible. It lifts delta P of Malicious suspects of
         the demo release from ~0.2 to ~0.5 while clean models stay at delta P <= 0, but it
