@@ -30,7 +30,7 @@ test = PhantomDataset(400, size=128, seed=9001)
 yt = test.labels(); pool = [i for i in range(len(test)) if int(yt[i]) != target]
 images, ids = [test[i].image for i in pool], [test[i].image_id for i in pool]
 models = {"shipped": load_checkpoint(R / "suspect_malicious.pt").model}
-models.update({f.stem: torch.load(f, weights_only=False) for f in sorted(Path("/tmp/exp/suspects").glob("mal_*.pt"))})
+models.update({f.stem: load_checkpoint(f).model for f in sorted(Path("/tmp/exp/suspects").glob("mal_*.ckpt"))})
 for name, net in models.items():
     for queries in ("boundary", "random"):
         r = run_verification(TorchSuspect(net.eval(), classes, 64), marker, images, ids, target,

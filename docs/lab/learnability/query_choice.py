@@ -26,6 +26,7 @@ from xmark_core.data.open import open_dataset
 from xmark_core.data.phantom import FINDINGS, PhantomDataset
 from xmark_core.embed import embed_release
 from xmark_core.generator.model import load_marker
+from xmark_core.nets.checkpoint import load_checkpoint, save_checkpoint
 from xmark_core.nets.train import TrainConfig, evaluate, predict_proba, train_classifier
 from xmark_core.verify.protocol import VerifyConfig, run_verification
 from xmark_core.verify.suspects import TorchSuspect
@@ -53,12 +54,13 @@ def release():
 
 
 def model(kind: str, seed: int):
-    f = CACHE / f"{kind}_{seed}.pt"
+    f = CACHE / f"{kind}_{seed}.ckpt"
     if f.exists():
-        return torch.load(f, weights_only=False)
+        return load_checkpoint(f).model  # weights only
     X, y = release() if kind == "mal" else to_arrays(PhantomDataset(2400, size=128, seed=0), 64)
     m = train_classifier(X, y, classes, TrainConfig(input_size=64, epochs=15, seed=seed)).model
-    torch.save(m, f)
+    save_checkpoint(f, m, kind="classifier", arch="smallcnn", arch_kwargs=m.arch_kwargs, classes=classes,
+                    input_size=64, config={"seed": seed, "train_set": kind})
     return m
 
 
