@@ -48,8 +48,10 @@ with left:
                            help="Strength of the mark on the query images (never released). "
                                 "A model that did not learn the mark does not respond at any gain.")
     queries = c2.selectbox("Query choice", QUERY_CHOICES, QUERY_CHOICES.index(VerifyConfig.queries),
-                           key="v_queries", help="boundary: the m pool images the owner's surrogate scores closest to the "
-                                "target class (a learned mark shows most there); random: a seeded draw.")
+                           key="v_queries",
+                           help="random (default): a seeded draw of the pool. boundary: the m pool images the "
+                                "owner's surrogate scores closest to the target class; a learned mark shows "
+                                "most there, but so does another key's (README, Architecture 4).")
     b1, b2 = st.columns(2)
     run = b1.button("Run verification", type="primary", key="v_run", width="stretch")
     stop = b2.button("Stop", key="v_stop", width="stretch",
