@@ -143,6 +143,12 @@ def test_boundary_queries_are_the_surrogates_top_m_in_seeded_order(suspect):
         run_verification(suspect, Bare(), images, ids, TARGET, VerifyConfig(m=40, queries=B))
     with pytest.raises(ValueError, match="queries"):
         VerifyConfig(queries="hardest")
+    from xmark_core.cli import build_parser
+    from xmark_core.verify.protocol import QUERY_CHOICES
+
+    verify = build_parser()._subparsers._group_actions[0].choices["verify"]
+    cli = next(a for a in verify._actions if a.dest == "queries")
+    assert tuple(cli.choices) == QUERY_CHOICES and cli.default is None  # None: the library's default
 
 
 def test_query_gain_scales_the_mark(suspect):

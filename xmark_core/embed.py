@@ -129,20 +129,17 @@ def target_scores(
 ) -> np.ndarray:
     """The surrogate's probability of ``target`` for every target-class image (others NaN).
 
-    Images are resized to the surrogate's input size as in training. Used by the
-    "hardest" selection; needs ``marker.surrogate`` and ``marker.input_size``.
+    Used by the "hardest" selection; scored by the marker's surrogate
+    (:meth:`xmark_core.generator.model.Marker.target_scores`: resized as in training).
     """
-    from xmark_core.data.base import to_arrays
-    from xmark_core.nets.train import predict_proba
-
-    sur, size = getattr(marker, "surrogate", None), getattr(marker, "input_size", None)
-    if sur is None or not size:
+    scorer = getattr(marker, "target_scores", None)
+    if scorer is None:
         raise XMarkError("selection 'hardest' needs a Marker with a surrogate; use selection='random'")
     out = np.full(len(labels), np.nan)
     tidx = np.flatnonzero(np.asarray(labels) == target)
     for b in range(0, len(tidx), batch_size):
         chunk = tidx[b:b + batch_size]
-        out[chunk] = predict_proba(sur, to_arrays(ds, int(size), chunk.tolist())[0])[:, target]
+        out[chunk] = scorer([ds[int(i)].image for i in chunk], target=target, batch_size=batch_size)
         if progress:
             progress(min(b + batch_size, len(tidx)), len(tidx))
     return out

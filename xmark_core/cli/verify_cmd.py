@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--query-gain", type=float, default=None,
                    help="strength of the mark on the (never released) query images "
                         "(default: the library's, VerifyConfig.query_gain)")
+    # A literal: the parser stays torch-free for a fast --help (a test pins it to QUERY_CHOICES).
     p.add_argument("--queries", choices=("boundary", "random"), default=None,
                    help="which held-out images to query: 'boundary' = the m the owner's surrogate "
                         "scores closest to the target class, 'random' = a seeded draw "

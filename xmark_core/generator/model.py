@@ -404,13 +404,15 @@ class Marker:
         marked = np.clip(batch + self.perturbation(batch, saliency), 0.0, 1.0)
         return marked.reshape(np.shape(images)).astype(np.float32)
 
-    def target_scores(self, images: Any, batch_size: int = 64) -> np.ndarray:
-        """The surrogate's probability of :attr:`target` for each image (boundary queries).
+    def target_scores(self, images: Any, target: int | None = None, batch_size: int = 64) -> np.ndarray:
+        """The surrogate's probability of the target class for each image (the embedder's
+        "hardest" selection, boundary queries).
 
         Parameters
         ----------
         images : a sequence of (H, W) float images in [0, 1], sizes may differ; each is
             resized to ``input_size`` as in training (loaded one batch at a time)
+        target : class index; default :attr:`target`
 
         Returns
         -------
@@ -420,14 +422,15 @@ class Marker:
         from xmark_core.data.base import resize
         from xmark_core.nets.train import predict_proba
 
-        if self.target is None:
-            raise DataError("this marker does not know its target class; it cannot score queries "
-                            "(use queries='random')")
+        target = self.target if target is None else target
+        if target is None:
+            raise DataError("this marker does not know its target class; it cannot score images "
+                            "(use queries='random' / selection='random')")
         out = []
         for i in range(0, len(images), batch_size):
             chunk = [resize(np.asarray(images[j], np.float32), self.input_size)
                      for j in range(i, min(i + batch_size, len(images)))]
-            out.append(predict_proba(self.surrogate, np.stack(chunk)[:, None])[:, int(self.target)])
+            out.append(predict_proba(self.surrogate, np.stack(chunk)[:, None])[:, int(target)])
         return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
     def identity(self) -> dict[str, Any]:

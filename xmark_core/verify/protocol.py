@@ -59,13 +59,14 @@ class VerifyConfig:
         class, asked in a seeded random order (of at most ``BOUNDARY_CANDIDATES * m`` pool
         images, a seeded draw when the pool is larger: scoring loads each one). The choice
         depends on the owner's model and the pool only, so it is fixed before any suspect is
-        queried and a reviewer can redo it. A model that learned the mark shifts its target logit; on an image it already
-        gives ~2 % that is a large change of probability, on one it gives ~0.1 % (a typical
-        random non-target image) it is invisible. It lifts delta P of Malicious suspects of
-        the demo release from ~0.2 to ~0.5 while clean models stay at delta P <= 0, but it
-        also lifts their answer to *another* key's mark: two of five were claimed by a
-        generator with another key trained against the same surrogate (README, Architecture
-        4). Not the default until the test compares against other keys.
+        queried and a reviewer can redo it. A model that learned the mark shifts its target
+        logit; on an image it already gives ~2 % that is a large change of probability, on
+        one it gives ~0.1 % (a typical random non-target image) it is invisible. It lifts
+        delta P of Malicious suspects of the demo release from ~0.2 to ~0.5 while clean
+        models stay at delta P <= 0, but it also lifts their answer to *another* key's mark:
+        two of five were claimed by a generator with another key trained against the same
+        surrogate (README, Architecture 4). Not the default until the test compares against
+        other keys.
     """
 
     m: int = 100
