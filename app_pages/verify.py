@@ -52,6 +52,11 @@ with left:
                            help="random (default): a seeded draw of the pool. boundary: the m pool images the "
                                 "owner's surrogate scores closest to the target class; a learned mark shows "
                                 "most there, but so does another key's (README, Architecture 4).")
+    spec = c1.number_input("Key specificity ±°", 0.0, 90.0, VerifyConfig.specificity, 5.0, key="v_spec",
+                           help="0 = off. Also query the owner's mark with its key carrier turned by ± this "
+                                "many degrees, and claim only if the owner's own mark is answered more "
+                                "strongly than both: a model that learned a nearby key is then refused. "
+                                "25 with boundary queries is the measured setting (README, Architecture 4).")
     b1, b2 = st.columns(2)
     run = b1.button("Run verification", type="primary", key="v_run", width="stretch")
     stop = b2.button("Stop", key="v_stop", width="stretch",
@@ -102,7 +107,8 @@ if run:
             suspect = _suspect()
             (images, ids), pool_name = _pool(int(m))
             cfg = VerifyConfig(m=int(m), tau=float(tau), alpha=float(alpha), test=TESTS[test_label],
-                               seed=int(seed), query_gain=float(gain), queries=queries, batch_size=max(5, min(10, int(m) // 20)))
+                               seed=int(seed), query_gain=float(gain), queries=queries,
+                               specificity=float(spec), batch_size=max(5, min(10, int(m) // 20)))
             status.update(label=f"Querying the suspect with {cfg.m} image pairs ...", state="running")
             bar = bar_box.progress(0.0, text="0 queries")
 

@@ -78,6 +78,7 @@ class MemoMarker:
     def __init__(self, inner: MarkerLike):
         self.inner = inner
         self._memo: dict[bytes, np.ndarray] = {}
+        self._turned: dict[float, MemoMarker] = {}
 
     @staticmethod
     def _key(im: np.ndarray) -> bytes:
@@ -92,6 +93,12 @@ class MemoMarker:
             for i, m in zip(todo, np.asarray(self.inner.mark(batch[todo]), np.float32)):
                 self._memo[keys[i]] = m
         return np.stack([self._memo[k] for k in keys])
+
+    def turned(self, degrees: float) -> MemoMarker:
+        """The inner marker's specificity control (memoised too, once per angle)."""
+        if degrees not in self._turned:
+            self._turned[degrees] = MemoMarker(self.inner.turned(degrees))  # type: ignore[attr-defined]
+        return self._turned[degrees]
 
 
 @dataclass
@@ -262,10 +269,14 @@ class BenchContext:
     def verify_config(self, **overrides: Any) -> VerifyConfig:
         s = self.s
         return VerifyConfig(**{"m": s.m, "tau": s.tau, "alpha": s.alpha, "seed": s.verify_seed,
-                               "query_gain": s.query_gain, "queries": s.queries, **overrides})
+                               "query_gain": s.query_gain, "queries": s.queries,
+                               "specificity": s.specificity, **overrides})
 
     def verify(self, suspect: Any, marker: MarkerLike, **cfg: Any) -> VerificationResult:
-        """:func:`~xmark_core.verify.protocol.run_verification` on the shared query pool."""
+        """:func:`~xmark_core.verify.protocol.run_verification` on the shared query pool (the
+        key-specificity check only where the marker has a key carrier: not the baselines)."""
+        if not hasattr(getattr(marker, "inner", marker), "turned"):
+            cfg = {"specificity": 0.0, **cfg}
         return run_verification(suspect, marker, self.pool, self.pool_ids, self.s.target, self.verify_config(**cfg),
                                 query_scores=self.cache.get("query_scores"))
 

@@ -3,7 +3,8 @@
 Ind-M: clean-trained models with other seeds, queried with the owner's marker. Ind-T: the
 Malicious suspect queried with markers of independent keys (for X-Mark a generator trained
 from scratch with another key and seed, against the same surrogate -- the harder case for
-us, since both generators exploit the same features). No row may reach ``p < alpha``.
+us). No row may reach ``p < alpha``. With the key-specificity check on (``specificity``), Ind-T
+is also verified without it (``ind_t_no_check``, details only): how many claims the check refused.
 """
 
 from __future__ import annotations
@@ -22,11 +23,16 @@ def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, dict[str, An
     for name, meth in methods.items():
         ind_m = [brief(ctx.verify(ctx.suspect(c), meth.marker)) for c in clean]
         malicious = ctx.suspect(ctx.train(name))
-        ind_t = []
+        ind_t, unchecked = [], []
         for i in range(s.n_ind_keys):
-            ind_t.append(brief(ctx.verify(malicious, meth.independent(i))))
+            other = meth.independent(i)
+            ind_t.append(brief(ctx.verify(malicious, other)))
+            if s.specificity and hasattr(other, "turned"):  # the baselines have no key to turn
+                unchecked.append(brief(ctx.verify(malicious, other, specificity=0.0)))
         out[name] = {"ind_m": summarize(ind_m, s.alpha), "ind_t": summarize(ind_t, s.alpha)}
-        for k in ("ind_m", "ind_t"):
+        if unchecked:
+            out[name]["ind_t_no_check"] = summarize(unchecked, s.alpha)
+        for k in out[name]:
             r = out[name][k]
             ctx.log(f"{name} {k}: n {r['n']}, min p {r['min_p']:.3g}, max dP {r['max_delta_p']:.3f}, "
                     f"share p<alpha {r['share_p_below_alpha']:.2f}")

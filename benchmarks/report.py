@@ -204,7 +204,8 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
         f"{s.get('n_images')} phantom images, {len(s.get('classes', [])) or 4} classes, released at "
         f"{s.get('source_size')} px, ρ = {s.get('rho')} of class {s.get('target')}; suspects {s.get('arch')} "
         f"at {s.get('input_size')} px; m = {s.get('m')}, τ = {s.get('tau')}, α = {s.get('alpha')}, "
-        f"query gain {s.get('query_gain', 'library default')}, {s.get('queries', 'random')} queries.",
+        f"query gain {s.get('query_gain', 'library default')}, {s.get('queries', 'random')} queries"
+        + (f", key-specificity check ±{s['specificity']:g}° (X-Mark)." if s.get("specificity") else "."),
         "",
         "| method | PSNR dB | SSIM | BA clean | BA drop | Malicious WSR | ΔP | p | Ind-M max ΔP / min p (n) "
         "| Ind-T max ΔP / min p (n) | ΔP @1/2 | ΔP @1/4 |",

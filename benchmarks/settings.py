@@ -50,6 +50,8 @@ class BenchSettings:
     query_gain : strength of the mark on the owner's queries (default: the library's)
     queries : "boundary" or "random" choice of the m queries from the held-out pool
         (default: the library's); boundary queries are scored by the owner's surrogate
+    specificity : the key-specificity check in degrees (VerifyConfig.specificity; X-Mark
+        only: the baselines have no key carrier to turn)
     malicious_seeds : Malicious suspects per method, trained on the same release with
         suspect seeds 0, 1, ...: whether a model learns a clean-label mark depends on its
         training run (measured: the demo's release was claimed for 2 of 6 seeds at query gain
@@ -101,6 +103,7 @@ class BenchSettings:
     verify_seed: int = 0
     query_gain: float = VerifyConfig.query_gain
     queries: str = VerifyConfig.queries
+    specificity: float = VerifyConfig.specificity
     malicious_seeds: int = 3
     n_ind_models: int = 10
     n_ind_keys: int = 10
@@ -173,6 +176,7 @@ def preset(name: str, **overrides: Any) -> BenchSettings:
             gen_images=32, gen_overrides={"epochs": 1, "base": 4, "depth": 2, "batch_size": 16},
             work_size=32, m=20, malicious_seeds=2, n_ind_models=2, n_ind_keys=2, resolution_factors=(0.5, 0.25),
             ft_epochs=1, seq_repeats=3, speed_images=1, speed_native_max=256, static_steps=5,
+            specificity=20.0,  # exercises the check (X-Mark) and its skip (baselines)
         )
     else:
         raise ValueError(f"unknown preset {name!r}; choose full, demo, quick or micro")

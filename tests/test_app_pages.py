@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from xmark_core.app_support import demo
+from xmark_core.app_support import demo, evidence_view
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 DEMO = demo.demo_status()
@@ -187,11 +187,12 @@ def test_quality_page_measures_and_runs_a_reader_study(app, tmp_path):
     assert any("of 2 trials" in t for t in _texts(at, "success") + _texts(at, "warning"))
 
 
-def _verify(at, suspect_key, test="Fixed m: paired t-test (DVBW)", m=40, queries="random"):
+def _verify(at, suspect_key, test="Fixed m: paired t-test (DVBW)", m=40, queries="random", specificity=0.0):
     at = page(at, "verify")
     _ok(at)
     at.selectbox(key="v_suspect").set_value(demo.SUSPECT_LABELS[suspect_key])
     at.selectbox(key="v_queries").set_value(queries)
+    at.number_input(key="v_spec").set_value(specificity)
     at.radio(key="v_test").set_value(test)
     at.number_input(key="v_m").set_value(m)
     at.run()
@@ -223,6 +224,24 @@ def test_verify_query_choice_is_used_and_recorded(app):
     assert boundary.pool["size"] == rand.pool["size"] == 300 and boundary.pool["queries"] == "boundary"
     assert boundary.delta_p > rand.delta_p + 0.1 and boundary.p_value < rand.p_value
     assert {q["image_id"] for q in boundary.log} != {q["image_id"] for q in rand.log}
+
+
+@needs_demo
+def test_verify_key_specificity_check_claims_the_owner_and_is_recorded(app):
+    """Boundary queries with the key-specificity check (±25°): the shipped Malicious suspect
+    answers the owner's own carrier more than the turned ones; the clean one is not claimed."""
+    at = _verify(app, "malicious", m=100, queries="boundary", specificity=25.0)
+    res = at.session_state["xm_verification"]["result"]
+    spec = res.details["specificity"]
+    assert res.decision and res.p_value < 1e-6 and res.config.specificity == 25.0
+    assert spec["minus"]["delta_p"] > 0.1 and spec["plus"]["delta_p"] > 0.1
+    assert "turned by 25 degrees" in res.verdict
+    at = page(at, "evidence")
+    _ok(at)
+    rows = evidence_view.parameter_rows(res, at.session_state["xm_verification"])
+    assert {"parameter": "key specificity ±°", "value": "25.0"} in rows
+    clean = _verify(app, "clean", m=100, queries="boundary", specificity=25.0).session_state["xm_verification"]["result"]
+    assert not clean.decision and clean.p_value > 0.5
 
 
 @needs_demo

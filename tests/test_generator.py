@@ -129,6 +129,37 @@ def test_marks_carry_the_key_carrier(trained):
     assert np.median(amp_other) < 0.25, amp_other
 
 
+def test_turned_marker_carries_the_carrier_at_the_turned_orientation(trained):
+    """Marker.turned (the specificity controls): the same net and strength, the carrier rotated;
+    the owner's marker is left untouched, and a generator without a carrier cannot be turned."""
+    from xmark_core.errors import DataError
+    from xmark_core.generator.model import carrier_orientation, image_phase, key_carrier
+
+    mk, x = trained["marker"], trained["Xq"]
+    g = mk.generator
+    before = mk.mark(x)
+    turned = mk.turned(30.0)
+    sal = mk.saliency(x)
+    d = turned.perturbation(x, sal)
+    ph = torch.from_numpy(image_phase(x, g.key))
+    gate = g.gate(torch.from_numpy(sal)[:, None])
+    at = (key_carrier(g.key, g.carrier_cycles, SIZE, SIZE, ph, np.radians(30.0)) * gate)[:, 0].numpy()
+    own = (key_carrier(g.key, g.carrier_cycles, SIZE, SIZE, ph) * gate)[:, 0].numpy()
+
+    def amp(ref):
+        return np.median(np.abs((d * ref).sum((1, 2)) / (g.eps * (ref**2).sum((1, 2)))))
+
+    assert amp(at) > 0.7 and amp(own) < 0.25
+    assert np.abs(d).max() <= g.eps + 1e-6 and turned.info["carrier_turn_deg"] == 30.0
+    assert np.array_equal(mk.mark(x), before) and g.carrier_turn == 0.0  # the owner's is unchanged
+    assert np.array_equal(mk.turned(0.0).mark(x), before)
+    assert carrier_orientation(g.key) == carrier_orientation(turned.key)
+    plain = Marker(trained["sur"], build_generator("unet", base=4, depth=2), input_size=SIZE, target=TARGET,
+                   device=torch.device("cpu"))
+    with pytest.raises(DataError, match="no key carrier"):
+        plain.turned(10.0)
+
+
 def test_carrier_is_resolution_relative_and_phase_deterministic():
     import cv2
 

@@ -2,6 +2,8 @@
 the scenario table, and end-to-end claims on the 64 px phantom with really trained models
 (a model trained on a marked release is claimed, a model trained on clean data is not)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -252,6 +254,84 @@ def test_scenario_table(suspect):
     assert len(results) == 3 and set(table.columns) >= {"delta_p", "wsr", "p_sequential", "p_label"}
 
 
+class OrientedMarker(CornerMarker):
+    """Fake keyed mark: a key carrier at ``angle`` degrees. The corner model 'learned' the key at
+    0 degrees and answers a mark the less, the further it is turned from it: the corner is
+    brightened to ``1 - |angle| / 45`` (0 beyond 45 degrees)."""
+
+    def __init__(self, angle: float = 0.0):
+        super().__init__(value=max(0.0, 1.0 - abs(angle) / 45.0))
+        self.angle = angle
+
+    def turned(self, degrees):
+        return OrientedMarker(self.angle + degrees)
+
+
+@pytest.fixture()
+def learner():
+    """A suspect that answers the corner's brightness gradually (no saturation at 0.5)."""
+    return TorchSuspect(CornerModel(gain=6.0), CLASSES, 32, device="cpu")
+
+
+SPEC = VerifyConfig(specificity=20.0, batch_size=10, query_gain=1.0)  # gain 2 would saturate the corner
+
+
+@pytest.mark.parametrize("test", ["ttest", "sequential", "label"])
+def test_specificity_refuses_a_claimant_whose_key_is_turned_from_the_learned_one(learner, test):
+    images, ids = pool()
+    # labels only move when a turned mark falls below the decision threshold: turn further
+    cfg = dataclasses.replace(SPEC, test=test, specificity=35.0 if test == "label" else 20.0)
+    owner = run_verification(learner, OrientedMarker(0.0), images, ids, TARGET, cfg)
+    rival = OrientedMarker(25.0)  # another key, 25 degrees off: its own mark still moves the model
+    plain = run_verification(learner, rival, images, ids, TARGET, dataclasses.replace(cfg, specificity=0.0))
+    checked = run_verification(learner, rival, images, ids, TARGET, cfg)
+    assert owner.decision and owner.p_value < 0.01
+    spec = owner.details["specificity"]
+    assert spec["degrees"] == cfg.specificity and spec["minus"]["decision"] and spec["plus"]["decision"]
+    assert plain.decision  # without the check the rival would be believed
+    assert not checked.decision and checked.p_value > 0.5
+    assert "turned by" in checked.verdict and "turned by" in owner.verdict and "turned" not in plain.verdict
+    sides = checked.details["specificity"]
+    assert sides["minus"]["delta_p"] < 0 < sides["plus"]["delta_p"]  # turned towards 0 answers more
+    # the reported p-value is the largest of the three, on every running step too
+    assert checked.p_value >= max(sides["minus"]["p_value"], sides["plus"]["p_value"]) - 1e-12
+    n = min(checked.n_queries, plain.n_queries)  # the plain sequential run stops early
+    assert np.all(np.asarray(checked.running_p[:n]) >= np.asarray(plain.running_p[:n]) - 1e-12)
+    assert {"p_minus", "p_plus", "label_minus", "label_plus"} <= set(checked.log[0])
+
+
+def test_specificity_cannot_tell_keys_closer_than_half_the_turn(learner):
+    images, ids = pool()
+    near = run_verification(learner, OrientedMarker(5.0), images, ids, TARGET, SPEC)
+    assert near.decision  # 5 degrees from the learned key: closer than both turned marks (15, 25)
+
+
+def test_specificity_sends_four_versions_per_image_and_replays(learner):
+    images, ids = pool()
+    spy = Spy(learner)
+    cfg = dataclasses.replace(SPEC, m=40, batch_size=20, specificity=15.0)
+    r = run_verification(spy, OrientedMarker(0.0), images, ids, TARGET, cfg)
+    assert [len(req) for req in spy.requests] == [80, 80]
+    corner = np.array([round(float(im[:4, :4].min()), 3) for im in spy.requests[0]])
+    assert (corner == 1.0).sum() == 20 and (corner == round(1 - 15 / 45, 3)).sum() == 40  # both turned marks
+    assert not (corner[:20] == 1.0).all()  # shuffled, not in blocks
+    again = run_verification(learner, OrientedMarker(0.0), images, ids, TARGET, cfg)
+    assert compare_logs(r.log, again.log)["match"]
+    changed = [dict(q) for q in r.log]
+    changed[2]["p_plus"] += 0.01
+    assert compare_logs(r.log, changed)["n_problems"] == 1
+    off = run_verification(learner, OrientedMarker(0.0), images, ids, TARGET, dataclasses.replace(cfg, specificity=0.0))
+    assert "p_minus" not in off.log[0] and "specificity" not in off.details
+
+
+def test_specificity_needs_a_key_carrier(suspect):
+    images, ids = pool()
+    with pytest.raises(DataError, match="carrier"):
+        run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(specificity=20.0))
+    with pytest.raises(ValueError, match="specificity"):
+        VerifyConfig(specificity=120.0)
+
+
 def test_heldout_pool_excludes_target_and_released():
     from xmark_core.data.phantom import PhantomDataset
 
@@ -352,7 +432,7 @@ def owner_files(tmp_path_factory):
     sur = build_classifier("smallcnn", 4, width=4).eval()
     save_checkpoint(d / "surrogate.pt", sur, kind="classifier", arch="smallcnn", arch_kwargs=sur.arch_kwargs,
                     classes=classes, input_size=64)
-    gen = build_generator("unet", base=4, depth=2, eps=0.03, key=5).eval()
+    gen = build_generator("unet", base=4, depth=2, eps=0.03, key=5, carrier_cycles=10.7, carrier_amp=0.75).eval()
     save_checkpoint(d / "G.pt", gen, kind="generator", arch="unet", arch_kwargs=gen.arch_kwargs(),
                     input_size=64, extra={"target": TARGET, "input_size": 64,
                                           "surrogate_sha256": sha256_file(d / "surrogate.pt")})
@@ -408,6 +488,28 @@ def test_cli_verify_bundle_and_replay(owner_files, tmp_path, capsys):
     assert main([*replay, "--suspect", str(f["surrogate"]), "--input-size", "48"]) == 1
     rep = json.loads(capsys.readouterr().out)
     assert any("suspect hash" in p for p in rep["problems"])
+
+
+def test_cli_specificity_is_recorded_reported_and_replayed(owner_files, tmp_path, capsys):
+    import json
+
+    from xmark_core.cli import main
+    from xmark_core.report import load_evidence
+
+    f = owner_files
+    assert main(_verify_args(f, f["suspect"], tmp_path / "ev", "--specificity", "20")) == 0
+    capsys.readouterr()
+    ev = load_evidence(tmp_path / "ev" / "evidence.json")
+    spec = ev["result"]["details"]["specificity"]
+    assert ev["parameters"]["specificity"] == 20.0 and spec["degrees"] == 20.0
+    assert {"p_minus", "p_plus"} <= set(ev["log"][0])
+    assert ev["result"]["p_value"] >= max(spec["minus"]["p_value"], spec["plus"]["p_value"])
+    assert "key-specificity check" in (tmp_path / "ev" / "report.html").read_text()
+    assert main(["verify", "--replay", str(tmp_path / "ev" / "evidence.json"), "--owner-record",
+                 str(f["record"]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["match"]
+    with pytest.raises(SystemExit):
+        main(_verify_args(f, f["suspect"], tmp_path / "bad", "--specificity", "x"))
 
 
 def test_cli_refuses_other_target_and_http_equals_local(owner_files, tmp_path, capsys):

@@ -40,6 +40,17 @@ QUERY_CHOICE_TEXT = {
 }
 
 
+def specificity_text(spec: dict[str, Any] | None) -> str:
+    """One line on the key-specificity check of a result's ``details`` (``off`` without one)."""
+    if not spec:
+        return "off"
+    lo, hi = spec["minus"], spec["plus"]
+    return (f"the owner's mark against the same mark with its key carrier turned by -/+{spec['degrees']:g} "
+            f"degrees: the owner's raised the score {lo['delta_p']:+.3f} / {hi['delta_p']:+.3f} more "
+            f"(p {lo['p_value']:.2g} / {hi['p_value']:.2g}); "
+            + ("passed" if lo["decision"] and hi["decision"] else "NOT passed: a turned key is answered as strongly"))
+
+
 # ----------------------------------------------------------------------------- building
 
 
@@ -282,6 +293,7 @@ def render_html(ev: dict[str, Any]) -> str:
         ("average rise of the target score (ΔP)", res["delta_p"]), ("margin tau", par["tau"]),
         ("mark strength on the queries (query gain)", par.get("query_gain", 1.0)),
         ("query choice", QUERY_CHOICE_TEXT.get(par.get("queries", "random"), par.get("queries"))),
+        ("key-specificity check", specificity_text(res.get("details", {}).get("specificity"))),
         (f"watermarked images labelled '{target}' (WSR)", res["wsr"]),
         (f"original images labelled '{target}'", res["clean_target_rate"]),
         ("query images", res["n_queries"]), ("test", ev["test"]["description"]),

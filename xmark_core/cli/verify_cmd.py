@@ -45,6 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="which held-out images to query: 'boundary' = the m the owner's surrogate "
                         "scores closest to the target class, 'random' = a seeded draw "
                         "(default: the library's, VerifyConfig.queries)")
+    p.add_argument("--specificity", type=float, default=None, metavar="DEGREES",
+                   help="key-specificity check: also query the owner's mark with its carrier turned by "
+                        "-/+DEGREES and claim only if the owner's own mark is answered more strongly than "
+                        "both (refuses keys that merely lie near the learned one; 0: off; default: the "
+                        "library's, VerifyConfig.specificity; measured: README, Architecture 4)")
     p.add_argument("--labels-only", action="store_true", help="use only the suspect's top-1 labels")
     p.add_argument("--classes", help="comma-separated class names, if the suspect does not state them")
     p.add_argument("--input-size", type=int, help="suspect input size, if it does not state it")
@@ -164,7 +169,8 @@ def _verify_main(args: argparse.Namespace) -> int:
 
     _need(args, "suspect", "surrogate", "generator", "owner_record", "data", "out")
     try:
-        gain = {k: v for k, v in (("query_gain", args.query_gain), ("queries", args.queries)) if v is not None}
+        gain = {k: v for k, v in (("query_gain", args.query_gain), ("queries", args.queries),
+                                  ("specificity", args.specificity)) if v is not None}
         cfg = VerifyConfig(m=args.m, tau=args.tau, alpha=args.alpha, test=args.test, seed=args.seed,
                            batch_size=args.batch_size, **gain)
     except ValueError as e:
@@ -194,8 +200,8 @@ def _replay_main(args: argparse.Namespace) -> int:
 
     _need(args, "owner_record")
     ev = load_evidence(args.replay)
-    # Evidence from before query_gain / queries existed used gain 1 and random draws.
-    cfg = VerifyConfig(**{"query_gain": 1.0, "queries": "random", **ev["parameters"]})
+    # Evidence from before query_gain / queries / specificity existed: gain 1, random draws, no check.
+    cfg = VerifyConfig(**{"query_gain": 1.0, "queries": "random", "specificity": 0.0, **ev["parameters"]})
     mk = ev.get("marker") or {}
     inputs = {"suspect": args.suspect or (ev.get("suspect") or {}).get("location"),
               "surrogate": args.surrogate or mk.get("surrogate"), "generator": args.generator or mk.get("generator"),

@@ -14,6 +14,8 @@ This module holds only what applying a trained generator needs; training lives i
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,13 +47,16 @@ def carrier_orientation(key: int) -> float:
     return float(rng.uniform(0.0, np.pi))
 
 
-def key_carrier(key: int, cycles: float, h: int, w: int, phase: torch.Tensor) -> torch.Tensor:
+def key_carrier(key: int, cycles: float, h: int, w: int, phase: torch.Tensor,
+                turn: float = 0.0) -> torch.Tensor:
     """The key's carrier: a unit sinusoidal grating (N, 1, h, w), one phase per image.
 
     ``cycles`` counts periods across the longer image side, so the grating keeps its
     place relative to the anatomy at any resolution (a resize maps it onto itself).
+    ``turn`` (radians) rotates it away from the key's orientation: the verifier's
+    specificity controls (:meth:`Marker.turned`), never a released mark.
     """
-    th = carrier_orientation(key)
+    th = carrier_orientation(key) + turn
     k = 2.0 * np.pi * cycles / max(h, w)
     yy = torch.arange(h, dtype=torch.float32, device=phase.device).view(1, 1, h, 1) + 0.5
     xx = torch.arange(w, dtype=torch.float32, device=phase.device).view(1, 1, 1, w) + 0.5
@@ -160,6 +165,9 @@ class WatermarkGenerator(nn.Module):
             self.head.weight.data.mul_(0.1)
             nn.init.zeros_(self.head.bias)
         self.register_buffer("key_code", key_code(self.key))
+        # Rotation (radians) of the carrier away from the key's orientation; not part of the
+        # checkpoint: only verification's specificity controls set it (Marker.turned).
+        self.carrier_turn = 0.0
 
     @property
     def multiple(self) -> int:
@@ -180,7 +188,7 @@ class WatermarkGenerator(nn.Module):
             return None
         if phase is None:
             phase = torch.from_numpy(image_phase(x[:, 0].detach().cpu().numpy(), self.key))
-        return key_carrier(self.key, self.carrier_cycles, *x.shape[-2:], phase.to(x.device))
+        return key_carrier(self.key, self.carrier_cycles, *x.shape[-2:], phase.to(x.device), self.carrier_turn)
 
     def residual(self, x: torch.Tensor, s: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """Unbounded residual ``r`` (N, 1, H, W); inputs are reflect-padded as needed.
@@ -397,6 +405,24 @@ class Marker:
                 d = gen(x, s)
             out[i:i + step] = d[:, 0].cpu().numpy()
         return out
+
+    def turned(self, degrees: float) -> Marker:
+        """This marker with its key carrier rotated by ``degrees``: a control mark of the
+        same strength and placement as the owner's, at another orientation (what another
+        key would carry). Verification's specificity check queries the suspect with the
+        owner's mark turned both ways (:class:`~xmark_core.verify.protocol.VerifyConfig`).
+
+        Raises
+        ------
+        DataError
+            if the generator has no carrier (nothing to turn).
+        """
+        if not self.generator.carrier_cycles or not self.generator.carrier_amp:
+            raise DataError("this generator has no key carrier to turn; the specificity check "
+                            "needs one (set specificity to 0)")
+        gen = copy.deepcopy(self.generator)
+        gen.carrier_turn = self.generator.carrier_turn + float(np.radians(degrees))
+        return dataclasses.replace(self, generator=gen, info={**self.info, "carrier_turn_deg": float(degrees)})
 
     def mark(self, images: np.ndarray, saliency: np.ndarray | None = None) -> np.ndarray:
         """Watermarked images ``clip(x + delta, 0, 1)``, same shape as the input batch."""

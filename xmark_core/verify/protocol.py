@@ -27,6 +27,10 @@ class MarkerLike(Protocol):
     def mark(self, images: np.ndarray) -> np.ndarray: ...
 
 
+# the two specificity controls: the owner's mark with its carrier turned by -/+ degrees
+SIDES = ("minus", "plus")
+
+
 QUERY_CHOICES = ("boundary", "random")
 # Boundary queries score at most this many times m pool images (a seeded draw of a larger pool).
 BOUNDARY_CANDIDATES = 10
@@ -67,6 +71,18 @@ class VerifyConfig:
         two of five were claimed by a generator with another key trained against the same
         surrogate (README, Architecture 4). Not the default until the test compares against
         other keys.
+    specificity : the key-specificity check, in degrees (0: off). Each query image is also
+        sent with the owner's mark turned by ``-specificity`` and ``+specificity``
+        (:meth:`~xmark_core.generator.model.Marker.turned`: the same generator and strength,
+        the carrier grating rotated, i.e. what a key at that orientation would carry).
+        Ownership is claimed only if, besides the main test, the owner's own mark raises the
+        target probability more than *each* turned mark (the same kind of test on
+        ``P_w - P_turned`` with margin 0); the p-value is the largest of the three (an
+        intersection-union test, valid at ``alpha``). Why: a model trained on another key's
+        release answers a mark the more, the closer its carrier's orientation is to that
+        key's; a claimant whose key lies on the slope finds a turned mark answered more
+        strongly than its own, and is refused. Keys closer than about
+        ``specificity / 2`` cannot be told apart (README, Architecture 4).
     """
 
     m: int = 100
@@ -78,6 +94,7 @@ class VerifyConfig:
     max_bet: float = 0.75
     query_gain: float = 2.0
     queries: str = "random"
+    specificity: float = 0.0
 
     def __post_init__(self) -> None:
         if self.test not in stats.TESTS:
@@ -94,6 +111,8 @@ class VerifyConfig:
             raise ValueError("query_gain must be in (0, 8]")
         if self.queries not in QUERY_CHOICES:
             raise ValueError(f"queries must be one of {QUERY_CHOICES}, got {self.queries!r}")
+        if not 0 <= self.specificity <= 90:
+            raise ValueError("specificity must be in [0, 90] degrees (0: off)")
 
 
 @dataclass
@@ -146,12 +165,21 @@ class VerificationResult:
     def verdict(self) -> str:
         """One plain sentence for a reader who is not a statistician."""
         cfg = self.config
+        spec = self.details.get("specificity")
+        turned = (f" and more than the same mark with its key turned by {spec['degrees']:g} degrees "
+                  f"either way" if spec else "")
         if self.decision:
             return (f"The suspect model reacts to the owner's watermark: on {self.n_queries} images "
                     f"the watermark raised its '{self.target_name}' score by {self.delta_p:.2f} on "
-                    f"average, more than the margin {cfg.tau:g}; an innocent model would show this "
+                    f"average, more than the margin {cfg.tau:g}{turned}; an innocent model would show this "
                     f"with probability at most {self.p_value:.2g} (p-value), below the agreed "
                     f"level {cfg.alpha:g}. Ownership is claimed.")
+        if spec and spec["main"]["decision"] and not all(spec[side]["decision"] for side in SIDES):
+            return (f"The watermark raised the '{self.target_name}' score by {self.delta_p:.2f} on "
+                    f"average over {self.n_queries} images, but the same mark with its key turned by "
+                    f"{spec['degrees']:g} degrees was answered as strongly (p-value {self.p_value:.2g}, "
+                    f"not below {cfg.alpha:g}): the model may have learned a similar key, not "
+                    f"necessarily this owner's. No claim is made against this model.")
         return (f"The evidence does not reach the agreed level: the watermark raised the "
                 f"'{self.target_name}' score by {self.delta_p:.2f} on average over "
                 f"{self.n_queries} images (margin {cfg.tau:g}); p-value {self.p_value:.2g} is "
@@ -236,6 +264,16 @@ def _mark(marker: MarkerLike, images: list[np.ndarray], gain: float = 1.0) -> li
     return out  # type: ignore[return-value]
 
 
+def _turned_markers(marker: MarkerLike, degrees: float) -> list[MarkerLike]:
+    """The specificity controls: ``marker`` turned by -/+ ``degrees`` (none when 0)."""
+    if not degrees:
+        return []
+    if not hasattr(marker, "turned"):
+        raise DataError("the specificity check turns the owner's key carrier, which this marker "
+                        "does not have (an X-Mark generator has one); use specificity=0")
+    return [marker.turned(sign * degrees) for sign in (-1.0, 1.0)]  # type: ignore[attr-defined]
+
+
 def _scores(suspect: Suspect, images: list[np.ndarray], target: int) -> tuple[np.ndarray, np.ndarray]:
     """Target probability and label per image (labels-only suspects give 0/1 scores)."""
     out = np.asarray(suspect.predict(images))
@@ -250,17 +288,49 @@ def _scores(suspect: Suspect, images: list[np.ndarray], target: int) -> tuple[np
     return out[:, target].astype(np.float64), out.argmax(axis=1)
 
 
+def _column(log: list[dict[str, Any]], key: str) -> np.ndarray:
+    return np.array([q[key] for q in log], dtype=np.float64)
+
+
+def _test(cfg: VerifyConfig, log: list[dict[str, Any]], target: int, a: str, b: str,
+          tau: float) -> stats.OwnershipTestResult:
+    """The configured test of ``E[P_a - P_b] > tau`` on the log's columns ``p_a``, ``p_b``
+    (target-label hits ``label_a`` / ``label_b`` for the label test)."""
+    if cfg.test == "label":
+        return stats.label_only_test(_column(log, f"label_{a}") == target,
+                                     _column(log, f"label_{b}") == target, tau, cfg.alpha)
+    p_a, p_b = _column(log, f"p_{a}"), _column(log, f"p_{b}")
+    if cfg.test == "ttest":
+        return stats.paired_ttest(p_a, p_b, tau, cfg.alpha)
+    return stats.sequential_test(p_a, p_b, tau, cfg.alpha, cfg.max_bet, stop_early=False)
+
+
+def _specificity(cfg: VerifyConfig, log: list[dict[str, Any]], target: int) -> dict[str, Any]:
+    """The key-specificity check: owner's mark against each turned one (margin 0)."""
+    out: dict[str, Any] = {"degrees": cfg.specificity}
+    for side in SIDES:
+        r = _test(cfg, log, target, "w", side, 0.0)
+        out[side] = {"delta_p": float((_column(log, "p_w") - _column(log, f"p_{side}")).mean()),
+                     "p_value": r.p_value, "decision": r.decision}
+    return out
+
+
 def evaluate_log(log: list[dict[str, Any]], cfg: VerifyConfig, output: str, target: int,
                  target_name: str, complete: bool, pool: dict[str, Any]) -> VerificationResult:
-    """Run the configured test (and the supporting ones) on a query log."""
+    """Run the configured test (and the supporting ones) on a query log.
+
+    With ``cfg.specificity`` the log also holds ``p_minus`` / ``p_plus`` (the turned marks);
+    the p-value and the running p-values are then the largest of the main test's and the
+    two specificity tests' (``details["specificity"]`` holds each)."""
     p_w = np.array([q["p_w"] for q in log], dtype=np.float64)
     p_b = np.array([q["p_b"] for q in log], dtype=np.float64)
     hit_w = np.array([q["label_w"] == target for q in log])
     hit_b = np.array([q["label_b"] == target for q in log])
     n = len(log)
     path = stats.sequential_path(p_w - p_b, cfg.tau, cfg.alpha, cfg.max_bet)
+    running_p = path["p_value"]
     supporting: dict[str, float | None] = {"ttest": None, "sequential": None, "label": None}
-    res = None
+    res, spec = None, None
     if n >= 2:
         if output == "proba":
             supporting["ttest"] = stats.paired_ttest(p_w, p_b, cfg.tau, cfg.alpha).p_value
@@ -272,14 +342,29 @@ def evaluate_log(log: list[dict[str, Any]], cfg: VerifyConfig, output: str, targ
             res = stats.sequential_test(p_w, p_b, cfg.tau, cfg.alpha, cfg.max_bet, stop_early=True)
         else:
             res = stats.label_only_test(hit_w, hit_b, cfg.tau, cfg.alpha)
+        if cfg.specificity:
+            spec = {**_specificity(cfg, log, target), "main": {"p_value": res.p_value, "decision": res.decision}}
+            for side in SIDES:
+                d = p_w - _column(log, f"p_{side}")
+                running_p = np.maximum(running_p, stats.sequential_path(d, 0.0, cfg.alpha, cfg.max_bet)["p_value"])
     details = {} if res is None else {k: v for k, v in res.details.items() if k not in ("e_values", "running_p")}
-    stopped = bool(cfg.test == "sequential" and res is not None and res.decision and n < cfg.m)
+    p_value = res.p_value if res else 1.0
+    decision = bool(res.decision) if res else False
+    if spec is not None:
+        details["specificity"] = spec
+        if cfg.test == "sequential":  # the three anytime-valid paths, at the same stopping time
+            p_value = float(running_p[-1])
+            decision = p_value <= cfg.alpha
+        else:
+            p_value = max(p_value, *(spec[side]["p_value"] for side in SIDES))
+            decision = decision and all(spec[side]["decision"] for side in SIDES)
+    stopped = bool(cfg.test == "sequential" and decision and n < cfg.m)
     return VerificationResult(
         test=cfg.test,
         delta_p=float((p_w - p_b).mean()) if n else float("nan"),
-        p_value=res.p_value if res else 1.0,
+        p_value=p_value,
         statistic=res.statistic if res else float("nan"),
-        decision=bool(res.decision) if res else False,
+        decision=decision,
         wsr=float(hit_w.mean()) if n else float("nan"),
         clean_target_rate=float(hit_b.mean()) if n else float("nan"),
         n_queries=n,
@@ -288,7 +373,7 @@ def evaluate_log(log: list[dict[str, Any]], cfg: VerifyConfig, output: str, targ
         complete=complete,
         stopped_early=stopped,
         supporting=supporting,
-        running_p=path["p_value"].tolist(),
+        running_p=running_p.tolist(),
         running_e=path["e_value"].tolist(),
         log=log,
         pool=pool,
@@ -338,33 +423,41 @@ def run_verification(
         raise SuspectError("this suspect returns labels only; the t-test needs probabilities. "
                            "Use test='label' or test='sequential' (CLI: --test label).")
     order, choice = choose_queries(marker, images, cfg, query_scores)
+    turned = _turned_markers(marker, cfg.specificity)
     pool = {"size": len(image_ids), "ids_sha256": pool_hash(image_ids), **choice}
     shuffle_rng = np.random.default_rng([cfg.seed, 1])
     target_name = suspect.classes[target]
-    seq = stats.SequentialTest(cfg.tau, cfg.alpha, cfg.max_bet)
+    # the main test's stream, then (specificity) owner vs each turned mark with margin 0
+    seqs = [stats.SequentialTest(cfg.tau, cfg.alpha, cfg.max_bet)] + [
+        stats.SequentialTest(0.0, cfg.alpha, cfg.max_bet) for _ in turned]
     log: list[dict[str, Any]] = []
     for start in range(0, cfg.m, cfg.batch_size):
         idx = order[start:start + cfg.batch_size]
         x = [np.asarray(images[int(i)], dtype=np.float32) for i in idx]
-        xw = _mark(marker, x, cfg.query_gain)
-        k = len(x)
-        perm = shuffle_rng.permutation(2 * k)  # position i of the request holds item perm[i]
-        both = x + xw
-        score, label = _scores(suspect, [both[j] for j in perm], target)
+        versions = [x, _mark(marker, x, cfg.query_gain)] + [_mark(t, x, cfg.query_gain) for t in turned]
+        k, n_v = len(x), len(versions)
+        perm = shuffle_rng.permutation(n_v * k)  # position i of the request holds item perm[i]
+        flat = [im for v in versions for im in v]
+        score, label = _scores(suspect, [flat[j] for j in perm], target)
         inv = np.empty_like(perm)
-        inv[perm] = np.arange(2 * k)
-        score, label = score[inv], label[inv]
+        inv[perm] = np.arange(n_v * k)
+        score, label = score[inv].reshape(n_v, k), label[inv].reshape(n_v, k)
         for j, i in enumerate(idx):
-            log.append({
+            entry = {
                 "index": len(log), "image_id": str(image_ids[int(i)]),
-                "sha256_original": sha256_array(x[j]), "sha256_watermarked": sha256_array(xw[j]),
-                "p_b": float(score[j]), "p_w": float(score[k + j]),
-                "label_b": int(label[j]), "label_w": int(label[k + j]),
-            })
-            seq.update(float(score[k + j] - score[j]))
+                "sha256_original": sha256_array(x[j]), "sha256_watermarked": sha256_array(versions[1][j]),
+                "p_b": float(score[0, j]), "p_w": float(score[1, j]),
+                "label_b": int(label[0, j]), "label_w": int(label[1, j]),
+            }
+            for v, side in enumerate(SIDES[:len(turned)], start=2):
+                entry[f"p_{side}"], entry[f"label_{side}"] = float(score[v, j]), int(label[v, j])
+            log.append(entry)
+            seqs[0].update(float(score[1, j] - score[0, j]))
+            for v, sq in enumerate(seqs[1:], start=2):
+                sq.update(float(score[1, j] - score[v, j]))
         if progress:
             progress(len(log), cfg.m)
-        done = len(log) >= cfg.m or (cfg.test == "sequential" and bool(seq.rejected))
+        done = len(log) >= cfg.m or (cfg.test == "sequential" and all(bool(sq.rejected) for sq in seqs))
         if on_query and not done:
             on_query(evaluate_log(log, cfg, suspect.output, target, target_name, False, pool))
         if done:
@@ -410,7 +503,7 @@ def compare_logs(original: list[dict[str, Any]], replay: list[dict[str, Any]], a
     Returns
     -------
     dict with ``match`` (True when the same images were drawn, their originals hash the
-    same and every ``P_b`` / ``P_w`` agrees within ``atol``), ``max_abs_diff``,
+    same and every ``P_b`` / ``P_w`` (and specificity ``P_minus`` / ``P_plus``) agrees within ``atol``), ``max_abs_diff``,
     ``watermark_hashes_match`` (bit-identical marks; may differ across devices while the
     probabilities still agree) and a list of ``problems``.
     """
@@ -427,9 +520,13 @@ def compare_logs(original: list[dict[str, Any]], replay: list[dict[str, Any]], a
         if a["sha256_original"] != b["sha256_original"]:
             problems.append(f"query {i}: image {a['image_id']!r} has different pixels now")
         marks_same &= a["sha256_watermarked"] == b["sha256_watermarked"]
-        d = max(abs(a["p_b"] - b["p_b"]), abs(a["p_w"] - b["p_w"]))
+        cols = ["p_b", "p_w"] + [f"p_{side}" for side in SIDES if f"p_{side}" in a]
+        if any(c not in b for c in cols):
+            problems.append(f"query {i}: the replay lacks {[c for c in cols if c not in b]}")
+            continue
+        d = max(abs(a[c] - b[c]) for c in cols)
         diff = max(diff, d)
         if d > atol:
-            problems.append(f"query {i}: P_b/P_w differ by {d:.3g} (> {atol:g})")
+            problems.append(f"query {i}: {'/'.join(cols)} differ by {d:.3g} (> {atol:g})")
     return {"match": not problems, "max_abs_diff": diff, "watermark_hashes_match": bool(marks_same),
             "problems": problems[:50], "n_problems": len(problems)}

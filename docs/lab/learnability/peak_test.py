@@ -1,0 +1,60 @@
+"""The key-specificity check on the orientation sweep's per-query answers (lab; repo root).
+
+Reads orientation_tuning.py's per-query (P_b, P_w) at every carrier offset and replays, for a
+claimant whose carrier sits at offset r from the key a suspect learned (r = 0: the owner),
+VerifyConfig(specificity=d): the main t-test (tau 0.2) on its own mark and the paired t-tests
+(margin 0) of its own mark against its marks turned by -d and +d; claimed when all three have
+p < 0.01. Prints, per suspect and query choice, which offsets would be claimed, and the share of
+the orientation circle a rival key would have to fall in to be claimed (offsets |r| <= 40 swept
+every 5 degrees; the check is not replayed where a turned mark falls off the swept grid, and
+those offsets count as without it). Specificity 0 = no check.
+
+    python docs/lab/learnability/peak_test.py /tmp/exp/tuning.npz /tmp/exp/tuning2.npz
+"""
+import sys
+from collections import defaultdict
+
+import numpy as np
+
+from xmark_core.verify import stats
+
+answers = defaultdict(dict)  # (suspect, queries) -> offset -> (m, 2)
+for f in sys.argv[1:] or ["/tmp/exp/tuning.npz"]:
+    data = np.load(f)
+    for k in data.files:
+        name, q, off = k.split("|")
+        answers[(name, q)][float(off)] = data[k]
+
+
+def claim(a, r, d):
+    """p-values (main, minus, plus) of a claimant at offset r with turn d, or None."""
+    if r - d not in a or r + d not in a:
+        return None
+    p_b, p_w = a[r][:, 0], a[r][:, 1]
+    main = stats.paired_ttest(p_w, p_b, 0.2).p_value
+    side = [stats.paired_ttest(p_w, a[r + s * d][:, 1], 0.0).p_value for s in (-1, 1)]
+    return main, *side
+
+
+GRID = 5.0  # degrees between swept offsets: each claimed offset stands for GRID of the circle
+for q in ("random", "boundary"):
+    for d in (0.0, 10.0, 15.0, 20.0, 25.0, 30.0):
+        print(f"\n{q}, specificity {d:g}: offsets claimed (p = max of main, minus, plus)")
+        owners, zone = 0, []
+        for (name, qq), a in sorted(answers.items()):
+            if qq != q or name.startswith(("clean", "shipped_clean")):
+                continue
+            plain = [r for r in sorted(a) if r != 0 and abs(r) <= 40
+                     and stats.paired_ttest(a[r][:, 1], a[r][:, 0], 0.2).p_value < 0.01]
+            own = claim(a, 0.0, d) if d else (stats.paired_ttest(a[0.0][:, 1], a[0.0][:, 0], 0.2).p_value,)
+            tried = sorted(r for r in a if r != 0 and abs(r) <= 40 and (not d or claim(a, r, d) is not None))
+            won = [r for r in tried if max(claim(a, r, d) if d else
+                                           (stats.paired_ttest(a[r][:, 1], a[r][:, 0], 0.2).p_value,)) < 0.01]
+            # offsets the check could not be replayed at (turned marks off the grid): as without it
+            upper = won + [r for r in plain if r not in tried]
+            owners += max(own) < 0.01
+            zone.append(GRID * len(upper))
+            print(f"  {name:12s} owner p {max(own):.1g} | rivals claimed {won} of {len(tried)} tried"
+                  f" | untried but claimed without the check {[r for r in plain if r not in tried]}")
+        print(f"  => owner claimed {owners} of {len(zone)}; rival keys claimed over ~{np.mean(zone):.0f} degrees "
+              f"of 180 on average (a random rival key: {np.mean(zone) / 180:.0%}), at most {max(zone):.0f}")
