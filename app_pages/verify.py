@@ -56,7 +56,7 @@ with left:
                            help="0 = off. Also query the owner's mark with its key carrier turned by ± this "
                                 "many degrees, and claim only if the owner's own mark is answered more "
                                 "strongly than both: a model that learned a nearby key is then refused. "
-                                "25 with boundary queries is the measured setting (README, Architecture 4).")
+                                "25 with boundary queries is the measured setting (README, Architecture 5).")
     b1, b2 = st.columns(2)
     run = b1.button("Run verification", type="primary", key="v_run", width="stretch")
     stop = b2.button("Stop", key="v_stop", width="stretch",

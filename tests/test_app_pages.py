@@ -240,6 +240,8 @@ def test_verify_key_specificity_check_claims_the_owner_and_is_recorded(app):
     _ok(at)
     rows = evidence_view.parameter_rows(res, at.session_state["xm_verification"])
     assert {"parameter": "key specificity ±°", "value": "25.0"} in rows
+    logs = [d.value for d in at.dataframe if "P key turned -25°" in d.value.columns]
+    assert len(logs) == 1 and "P key turned +25°" in logs[0].columns and len(logs[0]) == 100
     clean = _verify(app, "clean", m=100, queries="boundary", specificity=25.0).session_state["xm_verification"]["result"]
     assert not clean.decision and clean.p_value > 0.5
 

@@ -504,7 +504,8 @@ def test_cli_specificity_is_recorded_reported_and_replayed(owner_files, tmp_path
     assert ev["parameters"]["specificity"] == 20.0 and spec["degrees"] == 20.0
     assert {"p_minus", "p_plus"} <= set(ev["log"][0])
     assert ev["result"]["p_value"] >= max(spec["minus"]["p_value"], spec["plus"]["p_value"])
-    assert "key-specificity check" in (tmp_path / "ev" / "report.html").read_text()
+    page = (tmp_path / "ev" / "report.html").read_text()
+    assert "key-specificity check" in page and "P key turned &minus;20&deg;" in page and "P key turned +20&deg;" in page
     assert main(["verify", "--replay", str(tmp_path / "ev" / "evidence.json"), "--owner-record",
                  str(f["record"]), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["match"]

@@ -41,14 +41,17 @@ def live_series(result: Any) -> LiveSeries:
 
 
 def log_table(result: Any, class_names: list[str] | None = None) -> list[dict[str, Any]]:
-    """The query log as rows for a table, with label names and ``P_w - P_b``."""
+    """The query log as rows for a table, with label names and ``P_w - P_b`` (and, with the
+    key-specificity check, the answers to the owner's mark turned either way)."""
     names = class_names or []
     rows = []
     for q in result.log:
-        rows.append({
-            "query": q["index"] + 1, "image": q["image_id"], "P_b": round(q["p_b"], 4),
-            "P_w": round(q["p_w"], 4), "P_w - P_b": round(q["p_w"] - q["p_b"], 4),
-            "label (benign)": names[q["label_b"]] if q["label_b"] < len(names) else q["label_b"],
-            "label (watermarked)": names[q["label_w"]] if q["label_w"] < len(names) else q["label_w"],
-        })
+        row = {"query": q["index"] + 1, "image": q["image_id"], "P_b": round(q["p_b"], 4),
+               "P_w": round(q["p_w"], 4), "P_w - P_b": round(q["p_w"] - q["p_b"], 4)}
+        for side, sign in (("minus", "-"), ("plus", "+")):
+            if f"p_{side}" in q:  # only logged with the check on, so the config has its angle
+                row[f"P key turned {sign}{result.config.specificity:g}°"] = round(q[f"p_{side}"], 4)
+        row["label (benign)"] = names[q["label_b"]] if q["label_b"] < len(names) else q["label_b"]
+        row["label (watermarked)"] = names[q["label_w"]] if q["label_w"] < len(names) else q["label_w"]
+        rows.append(row)
     return rows

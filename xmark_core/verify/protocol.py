@@ -67,10 +67,9 @@ class VerifyConfig:
         logit; on an image it already gives ~2 % that is a large change of probability, on
         one it gives ~0.1 % (a typical random non-target image) it is invisible. It lifts
         delta P of Malicious suspects of the demo release from ~0.2 to ~0.5 while clean
-        models stay at delta P <= 0, but it also lifts their answer to *another* key's mark:
-        two of five were claimed by a generator with another key trained against the same
-        surrogate (README, Architecture 4). Not the default until the test compares against
-        other keys.
+        models stay at delta P <= 0, but it also lifts their answer to *another* key's mark
+        whose carrier lies within ~20 degrees of the owner's (README, Architecture 4); with
+        ``specificity`` (below) that is narrowed again. Not the default (see there).
     specificity : the key-specificity check, in degrees (0: off). Each query image is also
         sent with the owner's mark turned by ``-specificity`` and ``+specificity``
         (:meth:`~xmark_core.generator.model.Marker.turned`: the same generator and strength,
@@ -82,7 +81,7 @@ class VerifyConfig:
         release answers a mark the more, the closer its carrier's orientation is to that
         key's; a claimant whose key lies on the slope finds a turned mark answered more
         strongly than its own, and is refused. Keys closer than about
-        ``specificity / 2`` cannot be told apart (README, Architecture 4).
+        ``specificity / 2`` cannot be told apart (README, Architecture 5).
     """
 
     m: int = 100
@@ -293,7 +292,7 @@ def _column(log: list[dict[str, Any]], key: str) -> np.ndarray:
 
 
 def _test(cfg: VerifyConfig, log: list[dict[str, Any]], target: int, a: str, b: str,
-          tau: float) -> stats.OwnershipTestResult:
+          tau: float, stop_early: bool = False) -> stats.OwnershipTestResult:
     """The configured test of ``E[P_a - P_b] > tau`` on the log's columns ``p_a``, ``p_b``
     (target-label hits ``label_a`` / ``label_b`` for the label test)."""
     if cfg.test == "label":
@@ -302,7 +301,7 @@ def _test(cfg: VerifyConfig, log: list[dict[str, Any]], target: int, a: str, b: 
     p_a, p_b = _column(log, f"p_{a}"), _column(log, f"p_{b}")
     if cfg.test == "ttest":
         return stats.paired_ttest(p_a, p_b, tau, cfg.alpha)
-    return stats.sequential_test(p_a, p_b, tau, cfg.alpha, cfg.max_bet, stop_early=False)
+    return stats.sequential_test(p_a, p_b, tau, cfg.alpha, cfg.max_bet, stop_early=stop_early)
 
 
 def _specificity(cfg: VerifyConfig, log: list[dict[str, Any]], target: int) -> dict[str, Any]:
@@ -336,12 +335,7 @@ def evaluate_log(log: list[dict[str, Any]], cfg: VerifyConfig, output: str, targ
             supporting["ttest"] = stats.paired_ttest(p_w, p_b, cfg.tau, cfg.alpha).p_value
         supporting["sequential"] = float(path["p_value"][-1])
         supporting["label"] = stats.label_only_test(hit_w, hit_b, cfg.tau, cfg.alpha).p_value
-        if cfg.test == "ttest":
-            res = stats.paired_ttest(p_w, p_b, cfg.tau, cfg.alpha)
-        elif cfg.test == "sequential":
-            res = stats.sequential_test(p_w, p_b, cfg.tau, cfg.alpha, cfg.max_bet, stop_early=True)
-        else:
-            res = stats.label_only_test(hit_w, hit_b, cfg.tau, cfg.alpha)
+        res = _test(cfg, log, target, "w", "b", cfg.tau, stop_early=True)
         if cfg.specificity:
             spec = {**_specificity(cfg, log, target), "main": {"p_value": res.p_value, "decision": res.decision}}
             for side in SIDES:
