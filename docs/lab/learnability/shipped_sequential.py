@@ -1,7 +1,10 @@
 """Queries the sequential test needs on the shipped demo suspects, boundary vs random (lab; repo root).
 
     python docs/lab/learnability/shipped_sequential.py     # 20 query seeds each, batch 5, m <= 100
+    SPEC=25 QUERY_CHOICES=boundary python docs/lab/learnability/shipped_sequential.py   # with the key-specificity check
 """
+import os
+
 import numpy as np
 import torch
 from pathlib import Path
@@ -18,9 +21,10 @@ y = test.labels(); pool = [i for i in range(len(test)) if int(y[i]) != target]
 images, ids = [test[i].image for i in pool], [test[i].image_id for i in pool]
 for name in ("suspect_malicious", "suspect_clean"):
     sus = TorchSuspect(load_checkpoint(R / f"{name}.pt").model, classes, 64)
-    for queries in ("boundary", "random"):
+    for queries in os.environ.get("QUERY_CHOICES", "boundary,random").split(","):
         rs = [run_verification(sus, marker, images, ids, target, VerifyConfig(test="sequential", batch_size=5, seed=s,
-                                                                            queries=queries)) for s in range(20)]
+                                                                            queries=queries, specificity=float(os.environ.get("SPEC", 0))))
+              for s in range(20)]
         n = [r.n_queries for r in rs if r.decision]
-        print(f"{name} {queries}: claimed {len(n)} of 20, median queries {np.median(n) if n else '-'}, "
+        print(f"{name} {queries} specificity {os.environ.get('SPEC', 0)}: claimed {len(n)} of 20, median queries {np.median(n) if n else '-'}, "
               f"range {min(n) if n else '-'}-{max(n) if n else '-'}", flush=True)
