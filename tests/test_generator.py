@@ -153,6 +153,7 @@ def test_turned_marker_carries_the_carrier_at_the_turned_orientation(trained):
     assert np.abs(d).max() <= g.eps + 1e-6 and turned.info["carrier_turn_deg"] == 30.0
     assert np.array_equal(mk.mark(x), before) and g.carrier_turn == 0.0  # the owner's is unchanged
     assert np.array_equal(mk.turned(0.0).mark(x), before)
+    assert mk.turned(10.0).turned(5.0).info["carrier_turn_deg"] == 15.0  # turns add up
     assert carrier_orientation(g.key) == carrier_orientation(turned.key)
     plain = Marker(trained["sur"], build_generator("unet", base=4, depth=2), input_size=SIZE, target=TARGET,
                    device=torch.device("cpu"))

@@ -25,7 +25,7 @@ import numpy as np
 from xmark_core.atomic import atomic_path, atomic_write_json, atomic_write_text
 from xmark_core.errors import DataError
 from xmark_core.hashing import canonical_json, commitment, sha256_bytes, sha256_file
-from xmark_core.verify.protocol import VerificationResult
+from xmark_core.verify.protocol import SIDE_SIGN, SIDES, VerificationResult
 
 SCHEMA = "xmark-evidence/1"
 
@@ -324,9 +324,9 @@ def render_html(ev: dict[str, Any]) -> str:
     sup = res.get("supporting") or {}
     supporting_table = _table([(TEST_NAMES[k], "not applicable" if sup.get(k) is None else sup[k])
                                for k in TEST_NAMES if k in sup])
-    turned = [s for s in ("minus", "plus") if log and f"p_{s}" in log[0]]  # the specificity controls
+    turned = [s for s in SIDES if log and f"p_{s}" in log[0]]  # the specificity controls
     spec = (res.get("details") or {}).get("specificity")
-    deg = f"{spec['degrees']:g}" if spec else "d"
+    deg = spec["degrees"] if spec else float("nan")
     rows = "".join(
         f"<tr><td class='num'>{q['index']}</td><td class='mono'>{html.escape(q['image_id'])}</td>"
         f"<td class='num'>{q['p_b']:.4f}</td><td class='num'>{q['p_w']:.4f}</td>"
@@ -334,7 +334,8 @@ def render_html(ev: dict[str, Any]) -> str:
         + f"<td class='num'>{q['label_b']}</td><td class='num'>{q['label_w']}</td>"
         f"<td class='mono'>{q['sha256_original'][:16]}&hellip;</td><td class='mono'>{q['sha256_watermarked'][:16]}&hellip;</td></tr>"
         for q in log)
-    turned_heads = "".join(f"<th>P key turned {'&minus;' if s == 'minus' else '+'}{deg}&deg;</th>" for s in turned)
+    turned_heads = "".join(f"<th>P key turned {SIDE_SIGN[s] * deg:+g}&deg;</th>".replace("-", "&minus;")
+                           for s in turned)
     log_table = (f"<table><tr><th>#</th><th>image</th><th>P_b</th><th>P_w</th>{turned_heads}<th>label b</th>"
                  f"<th>label w</th><th>SHA-256 original</th><th>SHA-256 watermarked</th></tr>{rows}</table>")
     owner_path = (owner or {}).get("record_path", "owner_record.json")

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from xmark_core.verify.protocol import SIDE_SIGN, SIDES
+
 
 @dataclass
 class LiveSeries:
@@ -48,9 +50,9 @@ def log_table(result: Any, class_names: list[str] | None = None) -> list[dict[st
     for q in result.log:
         row = {"query": q["index"] + 1, "image": q["image_id"], "P_b": round(q["p_b"], 4),
                "P_w": round(q["p_w"], 4), "P_w - P_b": round(q["p_w"] - q["p_b"], 4)}
-        for side, sign in (("minus", "-"), ("plus", "+")):
+        for side in SIDES:
             if f"p_{side}" in q:  # only logged with the check on, so the config has its angle
-                row[f"P key turned {sign}{result.config.specificity:g}°"] = round(q[f"p_{side}"], 4)
+                row[f"P key turned {SIDE_SIGN[side] * result.config.specificity:+g}°"] = round(q[f"p_{side}"], 4)
         row["label (benign)"] = names[q["label_b"]] if q["label_b"] < len(names) else q["label_b"]
         row["label (watermarked)"] = names[q["label_w"]] if q["label_w"] < len(names) else q["label_w"]
         rows.append(row)

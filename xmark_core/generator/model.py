@@ -422,7 +422,7 @@ class Marker:
                             "needs one (set specificity to 0)")
         gen = copy.deepcopy(self.generator)
         gen.carrier_turn = self.generator.carrier_turn + float(np.radians(degrees))
-        return dataclasses.replace(self, generator=gen, info={**self.info, "carrier_turn_deg": float(degrees)})
+        return dataclasses.replace(self, generator=gen, info={**self.info, "carrier_turn_deg": self.info.get("carrier_turn_deg", 0.0) + float(degrees)})
 
     def mark(self, images: np.ndarray, saliency: np.ndarray | None = None) -> np.ndarray:
         """Watermarked images ``clip(x + delta, 0, 1)``, same shape as the input batch."""

@@ -28,7 +28,8 @@ class MarkerLike(Protocol):
 
 
 # the two specificity controls: the owner's mark with its carrier turned by -/+ degrees
-SIDES = ("minus", "plus")
+SIDE_SIGN = {"minus": -1.0, "plus": 1.0}
+SIDES = tuple(SIDE_SIGN)
 
 
 QUERY_CHOICES = ("boundary", "random")
@@ -270,7 +271,7 @@ def _turned_markers(marker: MarkerLike, degrees: float) -> list[MarkerLike]:
     if not hasattr(marker, "turned"):
         raise DataError("the specificity check turns the owner's key carrier, which this marker "
                         "does not have (an X-Mark generator has one); use specificity=0")
-    return [marker.turned(sign * degrees) for sign in (-1.0, 1.0)]  # type: ignore[attr-defined]
+    return [marker.turned(SIDE_SIGN[side] * degrees) for side in SIDES]  # type: ignore[attr-defined]
 
 
 def _scores(suspect: Suspect, images: list[np.ndarray], target: int) -> tuple[np.ndarray, np.ndarray]:
