@@ -49,14 +49,15 @@ with left:
                                 "A model that did not learn the mark does not respond at any gain.")
     queries = c2.selectbox("Query choice", QUERY_CHOICES, QUERY_CHOICES.index(VerifyConfig.queries),
                            key="v_queries",
-                           help="random (default): a seeded draw of the pool. boundary: the m pool images the "
-                                "owner's surrogate scores closest to the target class; a learned mark shows "
-                                "most there, but so does another key's (README, Architecture 4).")
+                           help="boundary (default): the m pool images the owner's surrogate scores closest to "
+                                "the target class; a learned mark shows most there, but so does a nearby "
+                                "key's (README, Architecture 4). random: a seeded draw of the pool (the "
+                                "paper's protocol).")
     spec = c1.number_input("Key specificity ±°", 0.0, 90.0, VerifyConfig.specificity, 5.0, key="v_spec",
                            help="0 = off. Also query the owner's mark with its key carrier turned by ± this "
                                 "many degrees, and claim only if the owner's own mark is answered more "
                                 "strongly than both: a model that learned a nearby key is then refused. "
-                                "25 with boundary queries is the measured setting (README, Architecture 5).")
+                                "Default 25, measured with boundary queries (README, Architecture 5).")
     b1, b2 = st.columns(2)
     run = b1.button("Run verification", type="primary", key="v_run", width="stretch")
     stop = b2.button("Stop", key="v_stop", width="stretch",

@@ -243,7 +243,7 @@ def test_evidence_files_of_a_verification(tmp_path):
 
     rng = np.random.default_rng(0)
     images = [rng.uniform(0.1, 0.3, (8, 8)).astype(np.float32) for _ in range(20)]
-    res = run_verification(Bright(), Brighten(), images, [f"i{k}" for k in range(20)], 1, VerifyConfig(m=20, queries="random"))
+    res = run_verification(Bright(), Brighten(), images, [f"i{k}" for k in range(20)], 1, VerifyConfig(m=20, queries="random", specificity=0.0))
     assert res.decision
     last = {"result": res, "suspect": {"kind": "toy"}, "marker": {"key": 0}, "queries": "toy",
             "owner_files": None, "created_utc": "2026-01-01T00:00:00+00:00"}

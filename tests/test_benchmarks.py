@@ -82,7 +82,7 @@ def test_micro_run_details_carry_commit_and_settings(micro):
     assert n_marked == round(settings.rho * settings.n_images / 4) and proto["static"]["n_marked"] == n_marked
     assert "| X-Mark |" in (out / "table.md").read_text()
     assert run["settings"]["query_gain"] == settings.query_gain == 2.0
-    assert (f"query gain {settings.query_gain}, random queries, key-specificity check ±20° (X-Mark)"
+    assert (f"query gain {settings.query_gain}, boundary queries, key-specificity check ±20° (X-Mark)"
             in (out / "table.md").read_text())
 
 

@@ -20,4 +20,5 @@ def test_demo_verifies_with_the_library_default_query_gain_and_choice():
     from xmark_core.verify.protocol import VerifyConfig
 
     assert DemoConfig().query_gain == VerifyConfig().query_gain == 2.0
-    assert DemoConfig().queries == VerifyConfig().queries == "random"
+    assert DemoConfig().queries == VerifyConfig().queries == "boundary"
+    assert DemoConfig().specificity == VerifyConfig().specificity == 25.0

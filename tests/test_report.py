@@ -46,7 +46,7 @@ def verification():
     images = [0.3 * rng.random((32, 32), dtype=np.float32) for _ in range(120)]
     ids = [f"img-{i}" for i in range(120)]
     suspect = TorchSuspect(CornerModel(), CLASSES, 32, device="cpu", name="corner model")
-    return run_verification(suspect, CornerMarker(), images, ids, 1, VerifyConfig(m=60, queries="boundary")), suspect
+    return run_verification(suspect, CornerMarker(), images, ids, 1, VerifyConfig(m=60, queries="boundary", specificity=0.0)), suspect
 
 
 @pytest.fixture()
@@ -149,7 +149,7 @@ def test_no_claim_report(tmp_path):
 
     suspect = TorchSuspect(CornerModel(), CLASSES, 32, device="cpu")
     r = run_verification(suspect, Noop(), images, [str(i) for i in range(50)], 1,
-                         VerifyConfig(m=30, test="sequential", queries="random"))
+                         VerifyConfig(m=30, test="sequential", queries="random", specificity=0.0))
     ev = build_evidence(r, suspect.identity())
     page = render_html(ev)
     assert not ev["decision"] and "No claim" in page and "sequential betting test" in page

@@ -27,6 +27,12 @@ CLASSES = ["No Finding", "Cardiomegaly", "Effusion"]
 TARGET = 1
 
 
+def plain(**kw) -> VerifyConfig:
+    """VerifyConfig without the key-specificity check: the fake markers here have no key
+    carrier to turn (the check has its own tests with :class:`OrientedMarker`)."""
+    return VerifyConfig(**{"specificity": 0.0, **kw})
+
+
 class CornerModel(nn.Module):
     """Target logit grows with the brightness of the top-left corner (a 'learned' trigger)."""
 
@@ -88,7 +94,7 @@ def suspect():
 
 def test_draw_is_seeded_and_logged(suspect):
     images, ids = pool()
-    cfg = VerifyConfig(m=40, seed=3, batch_size=16, queries="random")
+    cfg = plain(m=40, seed=3, batch_size=16, queries="random")
     a = run_verification(suspect, CornerMarker(), images, ids, TARGET, cfg)
     b = run_verification(suspect, CornerMarker(), images, ids, TARGET, cfg)
     assert a.log == b.log and a.p_value == b.p_value
@@ -101,7 +107,7 @@ def test_draw_is_seeded_and_logged(suspect):
     assert q["sha256_watermarked"] == sha256_array(CornerMarker().mark(images[i][None])[0])
     assert q["p_w"] > 0.9 > 0.3 > q["p_b"] and q["label_w"] == TARGET
     other = run_verification(suspect, CornerMarker(), images, ids, TARGET,
-                             VerifyConfig(m=40, seed=4, queries="random"))
+                             plain(m=40, seed=4, queries="random"))
     assert [q["image_id"] for q in other.log] != drawn
     assert a.decision and a.p_value < 1e-10 and a.wsr == 1.0 and a.clean_target_rate == 0.0
     assert a.delta_p == pytest.approx(np.mean([q["p_w"] - q["p_b"] for q in a.log]))
@@ -112,21 +118,21 @@ def test_boundary_queries_are_the_surrogates_top_m_in_seeded_order(suspect):
     B = "boundary"
     images, ids = pool()
     scores = CornerMarker().target_scores(images)
-    r = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=3, queries=B))
+    r = run_verification(suspect, CornerMarker(), images, ids, TARGET, plain(m=40, seed=3, queries=B))
     asked = [ids.index(q["image_id"]) for q in r.log]
-    assert r.config.queries == "boundary" and r.pool["queries"] == "boundary" and VerifyConfig().queries == "random"
+    assert r.config.queries == "boundary" and r.pool["queries"] == "boundary" and VerifyConfig().queries == "boundary"
     assert sorted(asked) == sorted(np.argsort(-scores)[:40].tolist())  # the 40 highest scores
     assert asked != sorted(asked, key=lambda i: -scores[i])  # asked in a shuffled order
     assert r.pool["min_score_chosen"] == pytest.approx(np.sort(scores)[-40])
-    again = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=3, queries=B))
+    again = run_verification(suspect, CornerMarker(), images, ids, TARGET, plain(m=40, seed=3, queries=B))
     assert again.log == r.log
-    other = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=4, queries=B))
+    other = run_verification(suspect, CornerMarker(), images, ids, TARGET, plain(m=40, seed=4, queries=B))
     assert sorted(q["image_id"] for q in other.log) == sorted(q["image_id"] for q in r.log)
     # Given scores win over the marker's; ties are broken by the seed, not by position.
-    given = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, seed=3, queries=B),
+    given = run_verification(suspect, CornerMarker(), images, ids, TARGET, plain(m=40, seed=3, queries=B),
                              query_scores=-scores)
     assert sorted(ids.index(q["image_id"]) for q in given.log) == sorted(np.argsort(scores)[:40].tolist())
-    small = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=10, seed=3, queries=B))
+    small = run_verification(suspect, CornerMarker(), images, ids, TARGET, plain(m=10, seed=3, queries=B))
     cand = [ids[i] for i in boundary_candidates(150, 10, 3)]
     assert small.pool["candidates"] == len(cand) == 100  # 10 x m of the 150 were scored
     best = sorted(cand, key=lambda i: -scores[ids.index(i)])[:10]
@@ -134,7 +140,7 @@ def test_boundary_queries_are_the_surrogates_top_m_in_seeded_order(suspect):
     tied = boundary_queries(np.zeros(150), 40, 0)
     assert len(set(tied.tolist())) == 40 and sorted(tied.tolist()) != list(range(40))
     with pytest.raises(DataError, match="query scores"):
-        run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, queries=B),
+        run_verification(suspect, CornerMarker(), images, ids, TARGET, plain(m=40, queries=B),
                          query_scores=scores[:-1])
 
     class Bare:  # a marker without the owner's surrogate
@@ -142,7 +148,7 @@ def test_boundary_queries_are_the_surrogates_top_m_in_seeded_order(suspect):
             return CornerMarker().mark(x)
 
     with pytest.raises(DataError, match="queries='random'"):
-        run_verification(suspect, Bare(), images, ids, TARGET, VerifyConfig(m=40, queries=B))
+        run_verification(suspect, Bare(), images, ids, TARGET, plain(m=40, queries=B))
     with pytest.raises(ValueError, match="queries"):
         VerifyConfig(queries="hardest")
     from xmark_core.cli import build_parser
@@ -156,7 +162,7 @@ def test_boundary_queries_are_the_surrogates_top_m_in_seeded_order(suspect):
 def test_query_gain_scales_the_mark(suspect):
     images, ids = pool()
     r = run_verification(suspect, CornerMarker(value=0.5), images, ids, TARGET,
-                         VerifyConfig(m=10, query_gain=2.0))
+                         plain(m=10, query_gain=2.0))
     q = r.log[0]
     x = images[ids.index(q["image_id"])]
     marked = CornerMarker(value=0.5).mark(x[None])[0]
@@ -172,7 +178,7 @@ def test_query_gain_scales_the_mark(suspect):
 def test_benign_and_marked_queries_are_shuffled_within_requests(suspect):
     images, ids = pool()
     spy = Spy(suspect)
-    run_verification(spy, CornerMarker(), images, ids, TARGET, VerifyConfig(m=40, batch_size=20))
+    run_verification(spy, CornerMarker(), images, ids, TARGET, plain(m=40, batch_size=20))
     assert [len(r) for r in spy.requests] == [40, 40]
     for req in spy.requests:
         marked = np.array([im[:4, :4].min() == 1.0 for im in req])
@@ -184,7 +190,7 @@ def test_innocent_model_is_not_claimed_by_any_test(suspect):
     images, ids = pool()
     null_marker = CornerMarker(value=0.15)  # marks that do not move the model
     for test in ("ttest", "sequential", "label"):
-        r = run_verification(suspect, null_marker, images, ids, TARGET, VerifyConfig(test=test))
+        r = run_verification(suspect, null_marker, images, ids, TARGET, plain(test=test))
         assert not r.decision and r.p_value > 0.5, test
         assert all(v is None or v > 0.5 for v in r.supporting.values())
 
@@ -193,7 +199,7 @@ def test_sequential_stops_early_and_reports_partials(suspect):
     images, ids = pool()
     seen = []
     r = run_verification(suspect, CornerMarker(), images, ids, TARGET,
-                         VerifyConfig(test="sequential", batch_size=5), on_query=seen.append)
+                         plain(test="sequential", batch_size=5), on_query=seen.append)
     assert r.decision and r.stopped_early and r.n_queries < 40 and r.p_value <= 0.01
     assert [s.complete for s in seen] == [False] * (len(seen) - 1) + [True]
     assert [s.n_queries for s in seen] == list(range(5, r.n_queries + 1, 5))
@@ -204,8 +210,8 @@ def test_labels_only_suspect(suspect):
     images, ids = pool()
     lab = labels_only(suspect)
     with pytest.raises(SuspectError, match="labels only"):
-        run_verification(lab, CornerMarker(), images, ids, TARGET, VerifyConfig(test="ttest"))
-    r = run_verification(lab, CornerMarker(), images, ids, TARGET, VerifyConfig(test="label"))
+        run_verification(lab, CornerMarker(), images, ids, TARGET, plain(test="ttest"))
+    r = run_verification(lab, CornerMarker(), images, ids, TARGET, plain(test="label"))
     assert r.decision and r.supporting["ttest"] is None and r.details["n10"] == 100
     assert {q["p_w"] for q in r.log} == {1.0} and {q["p_b"] for q in r.log} == {0.0}
 
@@ -213,25 +219,25 @@ def test_labels_only_suspect(suspect):
 def test_bad_inputs_are_clear_errors(suspect):
     images, ids = pool(30)
     with pytest.raises(DataError, match="pool has 30 images"):
-        run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=100))
+        run_verification(suspect, CornerMarker(), images, ids, TARGET, plain(m=100))
     with pytest.raises(DataError, match="image ids"):
-        run_verification(suspect, CornerMarker(), images, ids[:-1], TARGET, VerifyConfig(m=10))
+        run_verification(suspect, CornerMarker(), images, ids[:-1], TARGET, plain(m=10))
     with pytest.raises(DataError, match="target"):
-        run_verification(suspect, CornerMarker(), images, ids, 7, VerifyConfig(m=10))
+        run_verification(suspect, CornerMarker(), images, ids, 7, plain(m=10))
 
     class Cropper:
         def mark(self, x):
             return x[:, :-1]
 
     with pytest.raises(ValueError, match="marker returned shape"):
-        run_verification(suspect, Cropper(), images, ids, TARGET, VerifyConfig(m=10, queries="random"))
+        run_verification(suspect, Cropper(), images, ids, TARGET, plain(m=10, queries="random"))
     with pytest.raises(ValueError):
         VerifyConfig(test="wilcoxon")
 
 
 def test_compare_logs_finds_changes(suspect):
     images, ids = pool()
-    r = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=20))
+    r = run_verification(suspect, CornerMarker(), images, ids, TARGET, plain(m=20))
     assert compare_logs(r.log, r.log)["match"]
     changed = [dict(q) for q in r.log]
     changed[3]["p_w"] -= 0.01
@@ -239,7 +245,7 @@ def test_compare_logs_finds_changes(suspect):
     out = compare_logs(r.log, changed)
     assert not out["match"] and out["n_problems"] == 2 and out["max_abs_diff"] == pytest.approx(0.01)
     images[ids.index(r.log[0]["image_id"])][0, 0] += 0.01  # one pixel of one query image changed
-    replay = run_verification(suspect, CornerMarker(), images, ids, TARGET, VerifyConfig(m=20))
+    replay = run_verification(suspect, CornerMarker(), images, ids, TARGET, plain(m=20))
     assert "different pixels" in compare_logs(r.log, replay.log)["problems"][0]
 
 
@@ -247,7 +253,7 @@ def test_scenario_table(suspect):
     images, ids = pool()
     clean = TorchSuspect(CornerModel(gain=0.0), CLASSES, 32, device="cpu")
     table, results = run_scenarios(standard_scenarios(suspect, clean, CornerMarker(), CornerMarker(other_corner=True)),
-                                   images, ids, TARGET, VerifyConfig())
+                                   images, ids, TARGET, plain())
     assert list(table["scenario"]) == ["Malicious", "Ind-M", "Ind-T"]
     assert list(table["claimed"]) == [True, False, False] and table["correct"].all()
     assert table.loc[0, "p_value"] < 1e-6 and (table.loc[1:, "p_value"] > 0.05).all()
@@ -388,7 +394,7 @@ def trained():
 @pytest.mark.slow
 def test_model_trained_on_release_is_claimed_and_clean_model_is_not(trained):
     models, marker, images, ids = trained
-    cfg = VerifyConfig(m=100, tau=0.2, alpha=0.01, seed=0, queries="random")
+    cfg = plain(m=100, tau=0.2, alpha=0.01, seed=0, queries="random")
     guilty = run_verification(models["release"], marker, images, ids, TARGET, cfg)
     innocent = run_verification(models["clean"], marker, images, ids, TARGET, cfg)
     assert guilty.decision and guilty.p_value < 0.01 and guilty.delta_p > 0.3 and guilty.wsr > 0.5
@@ -405,7 +411,7 @@ def test_boundary_queries_chosen_by_the_innocent_model_itself_do_not_accuse_it(t
     models, marker, images, ids = trained
     m = 60  # of the pool's 120 non-target images
     scores = np.asarray(models["clean"].predict(images))[:, TARGET]
-    cfg = VerifyConfig(m=m, seed=0, queries="boundary")
+    cfg = plain(m=m, seed=0, queries="boundary")
     innocent = run_verification(models["clean"], marker, images, ids, TARGET, cfg, query_scores=scores)
     guilty = run_verification(models["release"], marker, images, ids, TARGET, cfg, query_scores=scores)
     asked = [q["p_b"] for q in innocent.log]
@@ -571,13 +577,16 @@ def test_demo_release_model_is_claimed_and_clean_model_is_not(tmp_path, capsys):
         out[name] = json.loads(capsys.readouterr().out)
     assert out["malicious"]["owner_ok"] and out["malicious"]["decision"] and out["malicious"]["p_value"] < 0.01
     assert not out["clean"]["decision"] and out["clean"]["p_value"] > 0.05
-    # no --query-gain / --queries: the library's defaults are in force, and the evidence records them
+    # no --query-gain / --queries / --specificity: the library's defaults are in force, and the
+    # evidence records them (boundary queries of the pool's 300 non-target images, check ±25°)
     ev = json.loads((tmp_path / "malicious" / "evidence.json").read_text())
-    assert ev["parameters"]["query_gain"] == 2.0 and ev["parameters"]["queries"] == "random"
-    assert main(["verify", "--suspect", str(root / "suspect_malicious.pt"), "--out", str(tmp_path / "boundary"),
-                 "--queries", "boundary", *common]) == 0
-    bound = json.loads(capsys.readouterr().out)
-    ev = json.loads((tmp_path / "boundary" / "evidence.json").read_text())
-    assert ev["parameters"]["queries"] == "boundary"
-    assert ev["data"]["query_choice"]["candidates"] == 300  # the pool's non-target images
-    assert bound["delta_p"] > out["malicious"]["delta_p"] + 0.1  # the boundary shows the mark more
+    assert ev["parameters"]["query_gain"] == 2.0 and ev["parameters"]["queries"] == "boundary"
+    assert ev["parameters"]["specificity"] == 25.0
+    assert ev["data"]["query_choice"]["candidates"] == 300
+    assert main(["verify", "--suspect", str(root / "suspect_malicious.pt"), "--out", str(tmp_path / "random"),
+                 "--queries", "random", "--specificity", "0", *common]) == 0
+    paper = json.loads(capsys.readouterr().out)  # the paper's protocol
+    ev = json.loads((tmp_path / "random" / "evidence.json").read_text())
+    assert ev["parameters"]["queries"] == "random" and ev["parameters"]["specificity"] == 0.0
+    assert paper["decision"] and paper["p_value"] > out["malicious"]["p_value"]
+    assert out["malicious"]["delta_p"] > paper["delta_p"] + 0.1  # the boundary shows the mark more

@@ -50,7 +50,8 @@ class DemoConfig:
     m: int = 100
     alpha: float = 0.01
     query_gain: float = 2.0  # VerifyConfig's defaults (test_demo_build checks they agree)
-    queries: str = "random"
+    queries: str = "boundary"
+    specificity: float = 25.0
 
 
 @dataclass
@@ -129,7 +130,7 @@ def build_demo(out: str | Path, cfg: DemoConfig | None = None, log: Log = print)
         images = [test[i].image for i in pool]
         ids = [test[i].image_id for i in pool]
         vcfg = VerifyConfig(m=cfg.m, alpha=cfg.alpha, seed=cfg.query_seed, query_gain=cfg.query_gain,
-                            queries=cfg.queries)
+                            queries=cfg.queries, specificity=cfg.specificity)
         verification = {}
         for name in models:
             r = run_verification(CheckpointSuspect(tmp / f"suspect_{name}.pt"), marker, images, ids,
@@ -180,7 +181,7 @@ Watermark quality over the {r.quality['n_marked']} marked release images: PSNR {
 
 Verification (paired t-test, m = {c.m}, tau = 0.2, alpha = {c.alpha}, query gain {c.query_gain},
 {c.queries} queries from the non-target images of {c.query_n} phantom images of seed {c.query_seed},
-never trained on):
+never trained on; key-specificity check {f"±{c.specificity:g}°" if c.specificity else "off"}):
 
 | suspect | delta P | p | WSR | decision |
 |---|---|---|---|---|

@@ -20,7 +20,8 @@ def tqdm_progress(desc: str, unit: str = "it") -> Iterator[Callable[[int, int], 
 
     def update(done: int, total: int) -> None:
         if not bars:
-            bars.append(tqdm(desc=desc, unit=unit, total=total, file=sys.stderr, dynamic_ncols=True))
+            bars.append(tqdm(desc=desc, unit=unit, total=total, initial=done, file=sys.stderr,
+                             dynamic_ncols=True))  # initial: work done before the bar is not timed
         bars[0].total = total
         bars[0].n = done
         bars[0].refresh()
