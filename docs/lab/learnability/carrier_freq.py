@@ -9,6 +9,8 @@ trains the demo's generator (shipped surrogate, key 189, the library's recipe) w
 queries without the check. ``CYCLES=shipped`` uses the shipped generator (10.7 periods).
 
     CYCLES=5.3 SEEDS=1,11 PYTHONPATH=. python docs/lab/learnability/carrier_freq.py
+    CYCLES=shipped SIZES=32 SAVE_DIR=/tmp/exp/suspects32 ...   # keep the suspects for a sweep:
+    SUSPECTS=/tmp/exp/suspects32 OFFS=... PYTHONPATH=. python docs/lab/learnability/orientation_tuning.py
 """
 import os
 import tempfile
@@ -23,7 +25,7 @@ from xmark_core.embed import embed_release
 from xmark_core.generator.model import load_marker
 from xmark_core.generator.train import GeneratorTrainConfig, save_generator, train_generator
 from xmark_core.hashing import sha256_file
-from xmark_core.nets.checkpoint import load_checkpoint
+from xmark_core.nets.checkpoint import load_checkpoint, save_checkpoint
 from xmark_core.nets.train import TrainConfig, evaluate, train_classifier
 from xmark_core.verify.protocol import VerifyConfig, run_verification
 from xmark_core.verify.suspects import TorchSuspect
@@ -57,9 +59,19 @@ with tempfile.TemporaryDirectory() as tmp:
         Xt, yt = to_arrays(test, size)
         for seed in seeds:
             net = train_classifier(Xr, yr, classes, TrainConfig(input_size=size, epochs=15, seed=seed)).model.eval()
+            if os.environ.get("SAVE_DIR"):  # for orientation_tuning.py (SUSPECTS=SAVE_DIR)
+                Path(os.environ["SAVE_DIR"]).mkdir(parents=True, exist_ok=True)
+                save_checkpoint(Path(os.environ["SAVE_DIR"]) / f"c{cycles}_{size}px_{seed}.ckpt", net,
+                                kind="classifier", arch="smallcnn", arch_kwargs=net.arch_kwargs,
+                                classes=classes, input_size=size, config={"seed": seed, "cycles": cycles})
             acc = evaluate(net, Xt, yt).accuracy
             for q, spec in (("boundary", 25.0), ("random", 0.0)):
                 r = run_verification(TorchSuspect(net, classes, size), marker, images, ids, target,
                                      VerifyConfig(m=100, seed=9001, queries=q, specificity=spec))
+                sides = r.details.get("specificity") or {}
+                check = " ".join(f"{k} dP {sides[k]['delta_p']:.3f} p {sides[k]['p_value']:.2g}"
+                                 for k in ("minus", "plus") if k in sides)
+                main_p = sides.get("main", {}).get("p_value", r.p_value)
                 print(f"cycles {cycles} suspect {size} px seed {seed} acc {acc:.3f} {q}/±{spec:g}: "
-                      f"dP {r.delta_p:.3f} p {r.p_value:.2g} WSR {r.wsr:.2f} claimed {bool(r.decision)}", flush=True)
+                      f"dP {r.delta_p:.3f} p {r.p_value:.2g} (main {main_p:.2g}; {check or 'no check'}) "
+                      f"WSR {r.wsr:.2f} claimed {bool(r.decision)}", flush=True)

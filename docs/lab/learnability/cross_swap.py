@@ -26,7 +26,7 @@ from xmark_core.generator.train import GeneratorTrainConfig, compute_saliency, t
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[3]
 ws = os.environ.get("WORK_SIZE", "64")
-s = preset("demo", work_size=None if ws == "none" else int(ws))
+s = preset("demo", work_size=None if ws == "none" else int(ws), queries="random", specificity=0.0)  # as when measured
 ctx = BenchContext.create(s, Log())
 kind = os.environ.get("MARKER", "shipped")
 if kind == "shipped":

@@ -60,9 +60,12 @@ def rotated(offset_deg: float, scale: float = 1.0):
     return MemoMarker(m)
 
 
-models = {"shipped_mal": load_checkpoint(R / "suspect_malicious.pt").model,
-          "shipped_clean": load_checkpoint(R / "suspect_clean.pt").model}
-models.update({f.stem: load_checkpoint(f).model for f in sorted(Path("/tmp/exp/suspects").glob("*.ckpt"))})
+# name -> (model, input size); SUSPECTS=DIR sweeps only the checkpoints there (e.g. carrier_freq.py's)
+cached = sorted(Path(os.environ.get("SUSPECTS", "/tmp/exp/suspects")).glob("*.ckpt"))
+models = {} if os.environ.get("SUSPECTS") else {
+    "shipped_mal": (load_checkpoint(R / "suspect_malicious.pt").model, 64),
+    "shipped_clean": (load_checkpoint(R / "suspect_clean.pt").model, 64)}
+models.update({f.stem: (lambda c: (c.model, c.input_size or 64))(load_checkpoint(f)) for f in cached})
 offsets = [float(o) for o in os.environ.get("OFFS", "0,-10,10,-20,20,-30,30,-45,45,90").split(",")]
 scales = [float(f) for f in os.environ.get("SCALES", "1").split(",")]  # frequency sweep instead
 if scales != [1.0]:
@@ -71,10 +74,11 @@ rows = {}
 logs = {}  # per-query (p_b, p_w), the same queries at every offset
 for off in offsets:
     mk = rotated(0.0, off) if scales != [1.0] else rotated(off)
-    for name, net in models.items():
+    for name, (net, size) in models.items():
         for q in ("random", "boundary"):
-            r = run_verification(TorchSuspect(net.eval(), classes, 64), mk, images, ids, target,
-                                 VerifyConfig(m=100, seed=9001, queries=q), query_scores=scores)
+            r = run_verification(TorchSuspect(net.eval(), classes, size), mk, images, ids, target,
+                                 VerifyConfig(m=100, seed=9001, queries=q, specificity=0.0),
+                                 query_scores=scores)  # the main test; peak_test.py replays the check
             rows[(name, q, off)] = (r.delta_p, r.p_value)
             logs[f"{name}|{q}|{off:g}"] = np.array([[e["p_b"], e["p_w"]] for e in r.log])
             print(f"offset {off:+6.1f} {name:14s} {q:8s}: dP {r.delta_p:.3f} p {r.p_value:.2g} "
