@@ -85,7 +85,9 @@ class VerifyConfig:
         ``specificity / 2`` cannot be told apart (README, Architecture 5). Default 25 (with
         boundary queries: all 11 measured Malicious suspects of the demo release claimed, 0 of
         10 independent keys; a random rival key still falls in the claimed zone ~10 % of the
-        time). Markers without a key carrier (the benchmark's baselines) need 0.
+        time). Too narrow for suspects that see the image at 1/4 of its size: their tuning is
+        broad and off-key, and three that learned the mark were refused at 25, claimed at 35
+        (README, Results). Markers without a key carrier (the benchmark's baselines) need 0.
     """
 
     m: int = 100

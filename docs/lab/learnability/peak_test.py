@@ -10,7 +10,9 @@ every 5 degrees; the check is not replayed where a turned mark falls off the swe
 those offsets count as without it). Specificity 0 = no check.
 
     python docs/lab/learnability/peak_test.py /tmp/exp/tuning.npz /tmp/exp/tuning2.npz
+    DS=25,35,40 python docs/lab/learnability/peak_test.py /tmp/exp/tuning_p400.npz /tmp/exp/tuning_p400_wide.npz
 """
+import os
 import sys
 from collections import defaultdict
 
@@ -38,7 +40,7 @@ def claim(a, r, d):
 
 GRID = 5.0  # degrees between swept offsets: each claimed offset stands for GRID of the circle
 for q in ("random", "boundary"):
-    for d in (0.0, 10.0, 15.0, 20.0, 25.0, 30.0):
+    for d in [float(x) for x in os.environ.get("DS", "0,10,15,20,25,30").split(",")]:
         print(f"\n{q}, specificity {d:g}: offsets claimed (p = max of main, minus, plus)")
         owners, zone = 0, []
         for (name, qq), a in sorted(answers.items()):
