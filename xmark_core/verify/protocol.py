@@ -243,8 +243,9 @@ def choose_queries(marker: MarkerLike, images: Sequence[np.ndarray], cfg: Verify
     elif hasattr(marker, "target_scores"):
         sc = np.asarray(marker.target_scores([images[int(i)] for i in cand]), np.float64)  # type: ignore[attr-defined]
     else:
-        raise DataError("boundary queries are chosen with the owner's surrogate, which this "
-                        "marker does not carry; pass query_scores or use queries='random'")
+        raise DataError("boundary queries (the default) are chosen with the owner's surrogate, which "
+                        "this marker does not carry; pass query_scores or use random queries "
+                        "(queries='random', `xmark verify --queries random`)")
     order = cand[boundary_queries(sc, cfg.m, cfg.seed)]
     return order, {"queries": "boundary", "candidates": len(cand),
                    "scores_sha256": sha256_array(sc.astype(np.float32)),
@@ -274,8 +275,9 @@ def _turned_markers(marker: MarkerLike, degrees: float) -> list[MarkerLike]:
     if not degrees:
         return []
     if not hasattr(marker, "turned"):
-        raise DataError("the specificity check turns the owner's key carrier, which this marker "
-                        "does not have (an X-Mark generator has one); use specificity=0")
+        raise DataError("the key-specificity check (on by default) turns the owner's key carrier, "
+                        "which this marker does not have (an X-Mark generator has one); turn it off: "
+                        "specificity=0, `xmark verify --specificity 0`, or 'Key specificity' 0 in the app")
     return [marker.turned(SIDE_SIGN[side] * degrees) for side in SIDES]  # type: ignore[attr-defined]
 
 
