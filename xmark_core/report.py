@@ -325,8 +325,7 @@ def render_html(ev: dict[str, Any]) -> str:
     supporting_table = _table([(TEST_NAMES[k], "not applicable" if sup.get(k) is None else sup[k])
                                for k in TEST_NAMES if k in sup])
     turned = [s for s in SIDES if log and f"p_{s}" in log[0]]  # the specificity controls
-    spec = (res.get("details") or {}).get("specificity")
-    deg = spec["degrees"] if spec else float("nan")
+    deg = float(par.get("specificity") or 0.0)  # logged turned answers imply the check was on
     rows = "".join(
         f"<tr><td class='num'>{q['index']}</td><td class='mono'>{html.escape(q['image_id'])}</td>"
         f"<td class='num'>{q['p_b']:.4f}</td><td class='num'>{q['p_w']:.4f}</td>"

@@ -60,12 +60,16 @@ def rotated(offset_deg: float, scale: float = 1.0):
     return MemoMarker(m)
 
 
+def model_and_size(path: Path):
+    ck = load_checkpoint(path)
+    return ck.model, ck.input_size or 64
+
+
 # name -> (model, input size); SUSPECTS=DIR sweeps only the checkpoints there (e.g. carrier_freq.py's)
-cached = sorted(Path(os.environ.get("SUSPECTS", "/tmp/exp/suspects")).glob("*.ckpt"))
-models = {} if os.environ.get("SUSPECTS") else {
-    "shipped_mal": (load_checkpoint(R / "suspect_malicious.pt").model, 64),
-    "shipped_clean": (load_checkpoint(R / "suspect_clean.pt").model, 64)}
-models.update({f.stem: (lambda c: (c.model, c.input_size or 64))(load_checkpoint(f)) for f in cached})
+suspects = Path(os.environ.get("SUSPECTS", "/tmp/exp/suspects"))
+shipped = [] if os.environ.get("SUSPECTS") else [("shipped_mal", R / "suspect_malicious.pt"),
+                                                  ("shipped_clean", R / "suspect_clean.pt")]
+models = {name: model_and_size(f) for name, f in shipped + [(f.stem, f) for f in sorted(suspects.glob("*.ckpt"))]}
 offsets = [float(o) for o in os.environ.get("OFFS", "0,-10,10,-20,20,-30,30,-45,45,90").split(",")]
 scales = [float(f) for f in os.environ.get("SCALES", "1").split(",")]  # frequency sweep instead
 if scales != [1.0]:
