@@ -85,9 +85,10 @@ class VerifyConfig:
         ``specificity / 2`` cannot be told apart (README, Architecture 5). Default 25 (with
         boundary queries: all 11 measured Malicious suspects of the demo release claimed, 0 of
         10 independent keys; a random rival key still falls in the claimed zone ~10 % of the
-        time). Too narrow for suspects that see the image at 1/4 of its size: their tuning is
-        broad and off-key, and three that learned the mark were refused at 25, claimed at 35
-        (README, Results). Markers without a key carrier (the benchmark's baselines) need 0.
+        time). Suspects that see the image at 1/4 of its size tune broadly and off-key: 25
+        claims 3 of the 6 of 15 such suspects that learned the mark, 35 all 6 but also lets a
+        random rival key claim them ~23 % of the time, so no angle serves them well (README,
+        Results). Markers without a key carrier (the benchmark's baselines) need 0.
     """
 
     m: int = 100
