@@ -7,7 +7,7 @@ working side relative to the *suspect's* input (64 px here) or to the image that
 This releases the demo's phantom set (2400 images, seed 0, rho 0.1) at SIZE px with the shipped
 marker at each working side in WORKS ("none" = native), trains a 64 px suspect per seed in
 SEEDS (cached in /tmp/exp/suspects_ws; INPUT=128 trains them at 128 px instead, i.e. at 1/2 of a
-256 px source) and verifies it with the library's defaults (boundary
+256 px source; ARCH=resnet18 another architecture) and verifies it with the library's defaults (boundary
 queries, the +/-25 degree check), the queries marked like the release, pool 400 at SIZE px.
 
     SIZE=256 WORKS=none,128,64 SEEDS=1,11,12 PYTHONPATH=. python docs/lab/learnability/work_size.py
@@ -44,6 +44,7 @@ test = PhantomDataset(400, size=size, seed=9001)
 yt = test.labels()
 pool = [i for i in range(len(test)) if int(yt[i]) != target]
 images, ids = [test[i].image for i in pool], [test[i].image_id for i in pool]
+scores = load_marker(R / "surrogate.pt", R / "generator.pt").target_scores(images)  # the surrogate's: any work size
 
 for work in os.environ.get("WORKS", "none,128,64").split(","):
     marker = load_marker(R / "surrogate.pt", R / "generator.pt")
@@ -65,7 +66,7 @@ for work in os.environ.get("WORKS", "none,128,64").split(","):
                             classes=classes, input_size=side, config={"seed": seed, "work": work, "size": size})
         net = load_checkpoint(f).model.eval()
         r = run_verification(TorchSuspect(net, classes, side), marker, images, ids, target, VerifyConfig(seed=9001),
-                             query_scores=marker.target_scores(images))
+                             query_scores=scores)
         turned = {k: round(float(np.mean([q[f"p_{k}"] - q["p_b"] for q in r.log])), 3) for k in ("minus", "plus")}
         print(f"{size} px, work {work}, suspect {arch} {side} px, seed {seed}: dP {r.delta_p:.3f} p {r.p_value:.2g} WSR {r.wsr:.2f} "
               f"claimed {bool(r.decision)}; turned -/+: dP {turned}", flush=True)
