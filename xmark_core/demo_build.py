@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from xmark_core.errors import XMarkError
+from xmark_core.verify.protocol import VerifyConfig
 
 Log = Callable[[str], None]
 
@@ -49,9 +50,10 @@ class DemoConfig:
     query_n: int = 400
     m: int = 100
     alpha: float = 0.01
-    query_gain: float = 2.0  # VerifyConfig's defaults (test_demo_build checks they agree)
-    queries: str = "boundary"
-    specificity: float = 25.0
+    # the verification's defaults, read from VerifyConfig so the demo cannot drift from them
+    query_gain: float = VerifyConfig.query_gain
+    queries: str = VerifyConfig.queries
+    specificity: float = VerifyConfig.specificity
 
 
 @dataclass
@@ -89,7 +91,7 @@ def build_demo(out: str | Path, cfg: DemoConfig | None = None, log: Log = print)
     from xmark_core.generator.train import GeneratorTrainConfig, save_generator, train_generator
     from xmark_core.hashing import sha256_file
     from xmark_core.nets.train import evaluate
-    from xmark_core.verify.protocol import VerifyConfig, run_verification
+    from xmark_core.verify.protocol import run_verification
     from xmark_core.verify.suspects import CheckpointSuspect
 
     cfg = cfg or DemoConfig()

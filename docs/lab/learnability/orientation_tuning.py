@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from benchmarks.context import MemoMarker
-from xmark_core.data.phantom import FINDINGS, PhantomDataset
+from xmark_core.app_support.demo import query_images
+from xmark_core.data.phantom import FINDINGS
 from xmark_core.generator.model import carrier_orientation, image_phase, load_marker
 from xmark_core.nets.checkpoint import load_checkpoint
 from xmark_core.verify.protocol import VerifyConfig, run_verification
@@ -32,10 +33,7 @@ torch.set_num_threads(int(os.environ.get("NT", 1)))
 R = Path("models")
 classes, target = list(FINDINGS), list(FINDINGS).index("Cardiomegaly")
 owner = load_marker(R / "surrogate.pt", R / "generator.pt")
-test = PhantomDataset(int(os.environ.get("POOL", 400)), size=128, seed=9001)
-yt = test.labels()
-pool = [i for i in range(len(test)) if int(yt[i]) != target]
-images, ids = [test[i].image for i in pool], [test[i].image_id for i in pool]
+images, ids = query_images(target, 100, 128, 9001, int(os.environ.get("POOL", 400)))  # the non-target images of the phantom set
 scores = owner.target_scores(images)
 
 

@@ -18,7 +18,8 @@ import torch
 
 from benchmarks.context import MemoMarker
 from benchmarks.queries import queries_needed
-from xmark_core.data.phantom import FINDINGS, PhantomDataset
+from xmark_core.app_support.demo import query_images
+from xmark_core.data.phantom import FINDINGS
 from xmark_core.generator.model import load_marker
 from xmark_core.nets.checkpoint import load_checkpoint
 from xmark_core.verify.protocol import VerifyConfig, run_verification
@@ -39,10 +40,7 @@ n_seq = int(os.environ.get("SEQ", 5))
 
 summary = []
 for n_pool in map(int, os.environ.get("POOLS", "400,1200,2400,4000").split(",")):
-    test = PhantomDataset(n_pool, size=128, seed=9001)
-    yt = test.labels()
-    pool = [i for i in range(len(test)) if int(yt[i]) != target]
-    images, ids = [test[i].image for i in pool], [test[i].image_id for i in pool]
+    images, ids = query_images(target, 100, 128, 9001, n_pool)  # the non-target images of the phantom set
     scores = owner.inner.target_scores(images)
     mal_dp, mal_claimed, clean_dp, clean_p, seq = [], 0, [], [], []
     for name, suspect in models.items():
@@ -59,7 +57,7 @@ for n_pool in map(int, os.environ.get("POOLS", "400,1200,2400,4000").split(","))
         else:
             clean_dp.append(r.delta_p)
             clean_p.append(r.p_value)
-        print(f"pool {n_pool} ({len(pool)} non-target) {name:14s}: dP {r.delta_p:.3f} p {r.p_value:.2g} "
+        print(f"pool {n_pool} ({len(images)} non-target) {name:14s}: dP {r.delta_p:.3f} p {r.p_value:.2g} "
               f"WSR {r.wsr:.2f} claimed {bool(r.decision)} min score chosen "
               f"{r.pool.get('min_score_chosen', float('nan')):.3g}", flush=True)
     row = (f"pool {n_pool}: Malicious claimed {mal_claimed}/{len(mal_dp)}, dP mean {np.mean(mal_dp):.3f} "

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from xmark_core.app_support.demo import query_images
 from xmark_core.data.base import to_arrays
 from xmark_core.data.open import open_dataset
 from xmark_core.data.phantom import FINDINGS, PhantomDataset
@@ -40,10 +41,7 @@ size = int(os.environ.get("SIZE", 256))
 side = int(os.environ.get("INPUT", 64))  # the suspects' input size
 arch = os.environ.get("ARCH", "smallcnn")
 seeds = [int(s) for s in os.environ.get("SEEDS", "1,11,12").split(",")]
-test = PhantomDataset(400, size=size, seed=9001)
-yt = test.labels()
-pool = [i for i in range(len(test)) if int(yt[i]) != target]
-images, ids = [test[i].image for i in pool], [test[i].image_id for i in pool]
+images, ids = query_images(target, 100, size, 9001, 400)  # the non-target images of the phantom set
 scores = load_marker(R / "surrogate.pt", R / "generator.pt").target_scores(images)  # the surrogate's: any work size
 
 for work in os.environ.get("WORKS", "none,128,64").split(","):
