@@ -141,3 +141,42 @@ def test_micro_run_reports_malicious_suspects_over_seeds(micro):
         assert block["delta_p"][0] == pytest.approx(proto[name]["malicious"]["delta_p"])
         assert 0 <= block["share_p_below_alpha"] <= 1
     assert "**Malicious suspects over training seeds**" in (out / "table.md").read_text()
+
+
+def test_micro_run_attacks_and_sequential_cover_every_malicious_suspect(micro):
+    settings, out, summary, _ = micro
+    att = json.loads((out / "details" / "attacks.json").read_text())["results"]
+    proto = json.loads((out / "details" / "protocol.json").read_text())["results"]
+    for row in att.values():
+        o = row["over_seeds"]
+        assert o["n"] == settings.malicious_seeds == 2 and len(o["p"]) == 2
+        assert o["p"][0] == pytest.approx(row["p"])  # the rows are the first suspect's
+        assert 0 <= o["claimed_within_ba"] <= min(o["claimed"], o["within_ba"]) <= 2
+    # Unattacked, each suspect is the protocol's Malicious suspect of that seed.
+    assert att["none"]["over_seeds"]["p"] == pytest.approx(proto["xmark"]["malicious_seeds"]["p"])
+    assert att["none"]["over_seeds"]["ba_drop"] == [0.0, 0.0]
+    seq = json.loads((out / "details" / "queries.json").read_text())["results"]
+    pooled = seq["over_seeds"]
+    assert len(pooled["per_suspect"]) == 2 and pooled["per_suspect"][0] == seq["per_repeat"]
+    assert pooled["runs"] == 2 * settings.seq_repeats
+    assert summary["sequential"]["median_queries"] == seq["median_queries"]
+    table = (out / "table.md").read_text()
+    assert "claimed over suspects (within 5 BA pt)" in table and "over all 2 Malicious suspects" in table
+
+
+def test_attack_over_seeds_counts_claims_within_the_ba_budget():
+    from benchmarks.attacks import over_seeds
+    rows = [{"p": 1e-4, "delta_p": 0.5, "ba": 0.90},   # claimed, drop 2 pt
+            {"p": 0.3, "delta_p": 0.1, "ba": 0.80},    # not claimed, drop 12 pt (not deployable)
+            {"p": 0.02, "delta_p": 0.2, "ba": 0.91},   # not claimed at alpha 0.01, drop 4 pt
+            {"p": 1e-6, "delta_p": 0.6, "ba": 0.87}]   # claimed, drop exactly 5 pt
+    o = over_seeds(rows, [0.92, 0.92, 0.95, 0.92], alpha=0.01)
+    assert (o["n"], o["claimed"], o["within_ba"], o["claimed_within_ba"]) == (4, 2, 3, 2)
+    assert o["ba_drop"] == pytest.approx([0.02, 0.12, 0.04, 0.05])
+
+
+def test_median_queries_counts_unreached_runs_as_infinite():
+    from benchmarks.queries import median_needed
+    assert median_needed([10, 20, None]) == 20
+    assert median_needed([10, None, None]) is None
+    assert median_needed([]) is None
