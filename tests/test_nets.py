@@ -40,6 +40,26 @@ def test_archs_build_and_forward(arch, size):
     assert rebuilt.state_dict().keys() == model.state_dict().keys()
 
 
+def test_resnet18_without_maxpool_keeps_twice_the_resolution(tmp_path):
+    from xmark_core.nets.checkpoint import load_checkpoint, save_checkpoint
+
+    maps = {}
+    for maxpool in (True, False):
+        model = build_classifier("resnet18", 4, maxpool=maxpool).eval()
+        handle = default_cam_layer(model).register_forward_hook(lambda m, i, o, k=maxpool: maps.__setitem__(k, o.shape))
+        with torch.no_grad():
+            model(torch.rand(1, 1, 64, 64))
+        handle.remove()
+    assert maps[True][-2:] == (2, 2) and maps[False][-2:] == (4, 4)  # stride 32 vs 16
+    # The choice is part of the checkpoint: it rebuilds the same network.
+    save_checkpoint(tmp_path / "r.ckpt", model, kind="classifier", arch="resnet18", arch_kwargs=model.arch_kwargs,
+                    classes=["a", "b", "c", "d"], input_size=64)
+    loaded = load_checkpoint(tmp_path / "r.ckpt").model.eval()
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x))
+
+
 def test_normalisation_is_inside_the_model():
     model = build_classifier("smallcnn", 2, width=4).eval()
     x = torch.full((1, 1, 32, 32), 0.5)

@@ -74,10 +74,14 @@ class XrayClassifier(nn.Module):
         return self.body(self.norm(x))
 
 
-def _resnet18(num_classes: int, **kwargs: Any) -> nn.Module:
+def _resnet18(num_classes: int, maxpool: bool = True, **kwargs: Any) -> nn.Module:
+    # maxpool=False keeps the stem at stride 2 instead of 4 (a common small-input variant):
+    # 4x the compute, and detail of 4-8 px periods is not averaged away before layer1.
     net = tvm.resnet18(weights=None, num_classes=num_classes, **kwargs)
     net.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
     nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+    if not maxpool:
+        net.maxpool = nn.Identity()
     return net
 
 
@@ -99,7 +103,8 @@ def build_classifier(arch: str, num_classes: int, **kwargs: Any) -> XrayClassifi
     arch : one of :data:`ARCHS`
     num_classes : number of output logits
     **kwargs : passed to the architecture (``width``, ``dropout`` for ``smallcnn``;
-        torchvision keyword arguments such as ``drop_rate`` for ``densenet121``)
+        ``maxpool=False`` for ``resnet18`` drops the stem's max-pool; torchvision keyword
+        arguments such as ``drop_rate`` for ``densenet121``)
 
     Returns
     -------

@@ -9,11 +9,14 @@ marker at each working side in WORKS ("none" = native), trains a 64 px suspect p
 SEEDS (cached in /tmp/exp/suspects_ws; INPUT=128 trains them at 128 px instead, i.e. at 1/2 of a
 256 px source; ARCH=resnet18 another architecture) and verifies it with the library's defaults (boundary
 queries, the +/-25 degree check), the queries marked like the release, pool 400 at SIZE px.
+ARCH_KW: JSON keyword arguments of the architecture (resnet18's stem without max-pool below).
 
     SIZE=256 WORKS=none,128,64 SEEDS=1,11,12 PYTHONPATH=. python docs/lab/learnability/work_size.py
     SIZE=256 WORKS=none INPUT=128 SEEDS=1 ...
     SIZE=128 WORKS=none ARCH=resnet18 SEEDS=1 ...   # another architecture on the demo's own release
+    SIZE=128 WORKS=none ARCH=resnet18 ARCH_KW='{"maxpool": false}' SEEDS=1 ...   # its stem at stride 2
 """
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -40,6 +43,7 @@ classes, target = list(FINDINGS), list(FINDINGS).index("Cardiomegaly")
 size = int(os.environ.get("SIZE", 256))
 side = int(os.environ.get("INPUT", 64))  # the suspects' input size
 arch = os.environ.get("ARCH", "smallcnn")
+arch_kw = json.loads(os.environ.get("ARCH_KW", "{}"))  # e.g. '{"maxpool": false}' for resnet18
 seeds = [int(s) for s in os.environ.get("SEEDS", "1,11,12").split(",")]
 images, ids = query_images(target, 100, size, 9001, 400)  # the non-target images of the phantom set
 scores = load_marker(R / "surrogate.pt", R / "generator.pt").target_scores(images)  # the surrogate's: any work size
@@ -49,7 +53,8 @@ for work in os.environ.get("WORKS", "none,128,64").split(","):
     marker.work_size = None if work == "none" else int(work)
     release = None
     for seed in seeds:
-        tag = ("" if side == 64 else f"_in{side}") + ("" if arch == "smallcnn" else f"_{arch}")
+        tag = (("" if side == 64 else f"_in{side}") + ("" if arch == "smallcnn" else f"_{arch}")
+               + "".join(f"_{k}{v}" for k, v in sorted(arch_kw.items())))
         f = CACHE / f"{size}_{work}{tag}_{seed}.ckpt"
         if not f.exists():
             if release is None:
@@ -59,7 +64,8 @@ for work in os.environ.get("WORKS", "none,128,64").split(","):
                     release = to_arrays(open_dataset(str(Path(tmp) / "e" / "release")), side)
                 print(f"{size} px, work {work}: {res.n_marked} marked, PSNR {res.psnr_mean:.2f} dB, "
                       f"SSIM {res.ssim_mean:.4f}", flush=True)
-            net = train_classifier(*release, classes, TrainConfig(arch=arch, input_size=side, epochs=15, seed=seed)).model
+            net = train_classifier(*release, classes, TrainConfig(arch=arch, arch_kwargs=arch_kw, input_size=side, epochs=15,
+                                                                 seed=seed)).model
             save_checkpoint(f, net, kind="classifier", arch=arch, arch_kwargs=getattr(net, "arch_kwargs", {}),
                             classes=classes, input_size=side, config={"seed": seed, "work": work, "size": size})
         net = load_checkpoint(f).model.eval()
