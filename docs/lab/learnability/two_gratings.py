@@ -14,6 +14,7 @@ turned (what a rival key with the same separation would carry), and dP with one 
 Single-grating reference, same seeds and defaults (attack_sample.log): 0.505, 0.785, 0.572.
 
     SEP=120 SEEDS=1,11,12 PYTHONPATH=. python docs/lab/learnability/two_gratings.py
+    NORM=power SEP=120 ...   # the same carrier power as one grating (the first run's is half)
 """
 import os
 import tempfile
@@ -44,14 +45,21 @@ single = gm.key_carrier
 active = [0, 1]  # which of the two gratings a mark carries (queries may carry one)
 
 
+norm = os.environ.get("NORM", "half")  # "half": each grating at half amplitude (peak 1, half
+# the power of one grating); "power": each at 1/sqrt(2) (one grating's power), clipped to +/-1
+
+
 def two_carrier(key, cycles, h, w, phase, turn=0.0):
     parts = [single(key, cycles, h, w, phase + 2.39996 * j, turn + np.radians(sep_deg) * j) for j in active]
+    if norm == "power":
+        return (sum(parts) / np.sqrt(2.0)).clamp(-1.0, 1.0)
     return sum(parts) / 2.0
 
 
 gm.key_carrier = two_carrier
 sur = load_checkpoint(R / "surrogate.pt").model
-gen_file = Path(f"/tmp/exp/gens/two_sep{sep_deg:g}.pt")
+tag = f"sep{sep_deg:g}" + ("" if norm == "half" else f"_{norm}")
+gen_file = Path(f"/tmp/exp/gens/two_{tag}.pt")
 if not gen_file.exists():
     X, y = to_arrays(PhantomDataset(2400, size=128, seed=0), 64)
     gen_file.parent.mkdir(parents=True, exist_ok=True)
@@ -64,21 +72,21 @@ cache = Path("/tmp/exp/suspects_two")
 cache.mkdir(parents=True, exist_ok=True)
 release = None
 for seed in seeds:
-    f = cache / f"sep{sep_deg:g}_{seed}.ckpt"
+    f = cache / f"{tag}_{seed}.ckpt"
     if not f.exists():
         if release is None:
             with tempfile.TemporaryDirectory() as tmp:
                 res = embed_release(PhantomDataset(2400, size=128, seed=0), marker, target, Path(tmp) / "e",
                                     rho=0.1, seed=0)
                 release = to_arrays(open_dataset(str(Path(tmp) / "e" / "release")), 64)
-            print(f"two gratings, sep {sep_deg:g}: {res.n_marked} marked, PSNR {res.psnr_mean:.2f} dB, "
+            print(f"two gratings, {tag}: {res.n_marked} marked, PSNR {res.psnr_mean:.2f} dB, "
                   f"SSIM {res.ssim_mean:.4f}", flush=True)
         net = train_classifier(*release, classes, TrainConfig(input_size=64, epochs=15, seed=seed)).model
         save_checkpoint(f, net, kind="classifier", arch="smallcnn", arch_kwargs=net.arch_kwargs,
-                        classes=classes, input_size=64, config={"seed": seed, "sep": sep_deg})
+                        classes=classes, input_size=64, config={"seed": seed, "sep": sep_deg, "norm": norm})
     sus = TorchSuspect(load_checkpoint(f).model.eval(), classes, 64)
     r = run_verification(sus, marker, images, ids, target, VerifyConfig(seed=9001), query_scores=scores)
-    print(f"sep {sep_deg:g} seed {seed}: defaults dP {r.delta_p:.3f} p {r.p_value:.2g} WSR {r.wsr:.2f} "
+    print(f"{tag} seed {seed}: defaults dP {r.delta_p:.3f} p {r.p_value:.2g} WSR {r.wsr:.2f} "
           f"claimed {bool(r.decision)}", flush=True)
     plain = VerifyConfig(seed=9001, specificity=0.0)
     turns = {}
@@ -88,5 +96,5 @@ for seed in seeds:
     for j in (0, 1):
         active[:] = [j]
         d = run_verification(sus, marker, images, ids, target, plain, query_scores=scores).delta_p
-        print(f"  grating {j} only (half the carrier): dP {d:.3f}", flush=True)
+        print(f"  grating {j} only: dP {d:.3f}", flush=True)
     active[:] = [0, 1]
