@@ -25,6 +25,11 @@ def queries_needed(running_p: list[float], alpha: float) -> int | None:
     return int(hit[0]) + 1 if hit.size else None
 
 
+def n_reached(needed: list[int | None]) -> int:
+    """How many runs reached alpha."""
+    return sum(n is not None for n in needed)
+
+
 def median_needed(needed: list[int | None]) -> float | None:
     """Median of queries needed, runs that never reached alpha counted as infinite (None when
     fewer than half reached it, or there are no runs)."""
@@ -49,10 +54,10 @@ def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, Any]:
             needed.append(queries_needed(res.running_p, s.alpha))
         per_suspect.append(needed)
         ctx.log(f"sequential test, suspect {i + 1}: median queries {median_needed(needed)} "
-                f"({sum(n is not None for n in needed)}/{s.seq_repeats} reached alpha)")
+                f"({n_reached(needed)}/{s.seq_repeats} reached alpha)")
     first = per_suspect[0]
     pooled = [n for needed in per_suspect for n in needed]
     return {"median_queries": median_needed(first), "per_repeat": first,
-            "reached": int(sum(n is not None for n in first)), "repeats": s.seq_repeats, "m": s.m, "alpha": s.alpha,
-            "over_seeds": {"median_queries": median_needed(pooled), "reached": int(sum(n is not None for n in pooled)),
+            "reached": n_reached(first), "repeats": s.seq_repeats, "m": s.m, "alpha": s.alpha,
+            "over_seeds": {"median_queries": median_needed(pooled), "reached": n_reached(pooled),
                            "runs": len(pooled), "per_suspect": per_suspect}}
