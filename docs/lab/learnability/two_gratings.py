@@ -39,14 +39,12 @@ from xmark_core.verify.suspects import TorchSuspect
 torch.set_num_threads(int(os.environ.get("NT", 1)))
 R = Path("models")
 classes, target = list(FINDINGS), list(FINDINGS).index("Cardiomegaly")
-sep_deg = float(os.environ.get("SEP", 60))
+sep_deg = float(os.environ.get("SEP", 120))  # 120: the second grating at 160 degrees (the runs logged)
+norm = os.environ.get("NORM", "half")  # "half": each grating at half amplitude (peak 1, half
+# the power of one grating); "power": each at 1/sqrt(2) (one grating's power), clipped to +/-1
 seeds = [int(s) for s in os.environ.get("SEEDS", "1,11,12").split(",")]
 single = gm.key_carrier
 active = [0, 1]  # which of the two gratings a mark carries (queries may carry one)
-
-
-norm = os.environ.get("NORM", "half")  # "half": each grating at half amplitude (peak 1, half
-# the power of one grating); "power": each at 1/sqrt(2) (one grating's power), clipped to +/-1
 
 
 def two_carrier(key, cycles, h, w, phase, turn=0.0):
