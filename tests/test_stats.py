@@ -9,6 +9,7 @@ from scipy import stats as sps
 from xmark_core.verify import simulate
 from xmark_core.verify.simulate import as_pairs, seed_of
 from xmark_core.verify.stats import (
+    DEFAULT_MAX_BET,
     SequentialTest,
     _hit_tail,
     label_only_test,
@@ -103,8 +104,13 @@ def test_sequential_path_properties():
     d = np.clip(rng.normal(0.6, 0.2, 60), -1, 1)
     path = sequential_path(d, TAU, ALPHA)
     assert np.all(np.diff(path["p_value"]) <= 0)  # running p-value never rises
-    assert np.all(path["bet"] >= 0) and np.all(path["bet"] <= 0.75 / (1 + TAU) + 1e-12)
+    cap = DEFAULT_MAX_BET / (1 + TAU)
+    assert np.all(path["bet"] >= 0) and np.all(path["bet"] <= cap + 1e-12)
+    assert path["bet"].max() == pytest.approx(cap)  # a strong signal bets the cap
     assert np.all(path["e_value"] > 0)
+    # the worst query after the largest bet keeps a tenth of the capital, never less
+    crash = sequential_path(np.append(d, -1.0), TAU, ALPHA)["e_value"]
+    assert crash[-1] / crash[-2] == pytest.approx(1 - DEFAULT_MAX_BET)
     # The scalar and the vectorised runs agree.
     st = SequentialTest(TAU, ALPHA)
     for x in d:

@@ -11,6 +11,7 @@ from torch import nn
 
 from xmark_core.errors import DataError, SuspectError
 from xmark_core.hashing import sha256_array
+from xmark_core.verify import stats
 from xmark_core.verify.protocol import (
     VerifyConfig,
     boundary_candidates,
@@ -494,6 +495,22 @@ def test_cli_verify_bundle_and_replay(owner_files, tmp_path, capsys):
     assert main([*replay, "--suspect", str(f["surrogate"]), "--input-size", "48"]) == 1
     rep = json.loads(capsys.readouterr().out)
     assert any("suspect hash" in p for p in rep["problems"])
+
+
+def test_a_recorded_config_keeps_its_values_and_dates_missing_ones():
+    """Replays rebuild the configuration from the evidence: recorded values win, and an option
+    the bundle predates takes the value of its time (the bet cap was 0.75 until 2026-12-05)."""
+    from xmark_core.verify.protocol import VerifyConfig
+
+    now = dataclasses.asdict(VerifyConfig(test="sequential", seed=3))
+    assert VerifyConfig.from_recorded(now) == VerifyConfig(test="sequential", seed=3)
+    assert VerifyConfig().max_bet == 0.9
+    old = VerifyConfig.from_recorded({"m": 60, "tau": 0.2, "alpha": 0.01, "test": "sequential", "seed": 0,
+                                      "batch_size": 20})
+    assert (old.max_bet, old.query_gain, old.queries, old.specificity) == (0.75, 1.0, "random", 0.0)
+    # and the cap matters: the same differences give another sequential p-value
+    d = np.full(20, 0.5)
+    assert stats.sequential_path(d, 0.2, 0.01, old.max_bet)["p_value"][-1] > stats.sequential_path(d)["p_value"][-1]
 
 
 def test_cli_specificity_is_recorded_reported_and_replayed(owner_files, tmp_path, capsys):

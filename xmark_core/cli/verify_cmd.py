@@ -200,8 +200,7 @@ def _replay_main(args: argparse.Namespace) -> int:
 
     _need(args, "owner_record")
     ev = load_evidence(args.replay)
-    # Evidence from before query_gain / queries / specificity existed: gain 1, random draws, no check.
-    cfg = VerifyConfig(**{"query_gain": 1.0, "queries": "random", "specificity": 0.0, **ev["parameters"]})
+    cfg = VerifyConfig.from_recorded(ev["parameters"])
     mk = ev.get("marker") or {}
     inputs = {"suspect": args.suspect or (ev.get("suspect") or {}).get("location"),
               "surrogate": args.surrogate or mk.get("surrogate"), "generator": args.generator or mk.get("generator"),

@@ -37,6 +37,10 @@ QUERY_CHOICES = ("boundary", "random")
 BOUNDARY_CANDIDATES = 10
 
 
+# What a verification did before each of these options existed (VerifyConfig.from_recorded).
+RECORD_DEFAULTS: dict[str, Any] = {"query_gain": 1.0, "queries": "random", "specificity": 0.0, "max_bet": 0.75}
+
+
 @dataclass
 class VerifyConfig:
     """Parameters of one verification (all recorded in the evidence).
@@ -50,7 +54,9 @@ class VerifyConfig:
         as soon as the evidence suffices) or "label" (exact test on target-label hits)
     seed : seed of the query draw and of the in-request shuffling
     batch_size : query images per round (each round sends ``2 * batch_size`` images)
-    max_bet : largest fraction of capital the sequential test risks on one query
+    max_bet : largest fraction of capital the sequential test risks on one query (default
+        :data:`~xmark_core.verify.stats.DEFAULT_MAX_BET`, 0.9; 0.75 until 2026-12-05 -- a
+        recorded verification replays with the value it recorded)
     query_gain : the watermarked query is ``clip(x + gain * (G(x) - x))``. The queries are
         the owner's own held-out images, never released, so they may carry the mark
         stronger than the release (whose quality bar is PSNR >= 42 dB); a model that
@@ -97,7 +103,7 @@ class VerifyConfig:
     test: str = "ttest"
     seed: int = 0
     batch_size: int = 20
-    max_bet: float = 0.75
+    max_bet: float = stats.DEFAULT_MAX_BET
     query_gain: float = 2.0
     queries: str = "boundary"
     specificity: float = 25.0
@@ -119,6 +125,13 @@ class VerifyConfig:
             raise ValueError(f"queries must be one of {QUERY_CHOICES}, got {self.queries!r}")
         if not 0 <= self.specificity <= 90:
             raise ValueError("specificity must be in [0, 90] degrees (0: off)")
+
+    @classmethod
+    def from_recorded(cls, parameters: dict[str, Any]) -> VerifyConfig:
+        """The configuration an evidence bundle recorded. A parameter it lacks predates the
+        option and takes the value every verification had then: query gain 1, random queries,
+        no key-specificity check, bets up to 0.75."""
+        return cls(**{**RECORD_DEFAULTS, **parameters})
 
 
 @dataclass
