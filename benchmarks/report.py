@@ -203,6 +203,15 @@ def _pooled_queries(o: dict[str, Any] | None) -> str:
             f"({o['reached']}/{o['runs']} runs)")
 
 
+def _stream_queries(streams: dict[str, Any] | None, degrees: Any) -> str:
+    """Each stream's median queries, as a clause ('' without the key check)."""
+    if not streams or len(streams) < 2:
+        return ""
+    names = {"main": "owner vs benign", "minus": f"vs −{_f(degrees, 'g')}°", "plus": f"vs +{_f(degrees, 'g')}°"}
+    parts = ", ".join(f"{names.get(k, k)} {_f(v, '.0f')}" for k, v in streams.items())
+    return f"; each stream's median (the claim waits for the slowest): {parts}"
+
+
 def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str, Any], seconds: float) -> str:
     """The results as Markdown tables (what the README's Results section shows)."""
     s = settings
@@ -278,6 +287,7 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
         lines += ["", f"**Sequential test**: median queries to reach α = {seq.get('alpha')}: "
                       f"{_f(seq.get('median_queries'), '.0f')} ({seq.get('reached')}/{seq.get('repeats')} runs "
                       f"reached it within m = {seq.get('m')})"
+                      + _stream_queries(seq.get("streams"), s.get("specificity"))
                       + _pooled_queries(seq.get("over_seeds")) + "."]
 
     spd = parts.get("speed") or {}

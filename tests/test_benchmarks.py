@@ -160,8 +160,10 @@ def test_micro_run_attacks_and_sequential_cover_every_malicious_suspect(micro):
     assert len(pooled["per_suspect"]) == 2 and pooled["per_suspect"][0] == seq["per_repeat"]
     assert pooled["runs"] == 2 * settings.seq_repeats
     assert summary["sequential"]["median_queries"] == seq["median_queries"]
+    assert set(seq["streams"]) == {"main", "minus", "plus"}  # micro runs the key check
     table = (out / "table.md").read_text()
     assert "claimed over suspects (within 5 BA pt)" in table and "over all 2 Malicious suspects" in table
+    assert "each stream's median (the claim waits for the slowest): owner vs benign" in table
 
 
 def test_attack_over_seeds_counts_claims_within_the_ba_budget():

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from benchmarks.queries import queries_needed, stream_queries
 from xmark_core.errors import DataError, SuspectError
 from xmark_core.hashing import sha256_array
 from xmark_core.verify import stats
@@ -305,6 +306,12 @@ def test_specificity_refuses_a_claimant_whose_key_is_turned_from_the_learned_one
     n = min(checked.n_queries, plain.n_queries)  # the plain sequential run stops early
     assert np.all(np.asarray(checked.running_p[:n]) >= np.asarray(plain.running_p[:n]) - 1e-12)
     assert {"p_minus", "p_plus", "label_minus", "label_plus"} <= set(checked.log[0])
+    if test == "sequential":  # each stream says when it reached alpha; the claim waits for the slowest
+        stops = [owner.details["stop_time"], spec["minus"]["stop_time"], spec["plus"]["stop_time"]]
+        assert all(t is not None for t in stops)
+        assert queries_needed(owner.running_p, cfg.alpha) == max(stops) <= owner.n_queries
+        assert stream_queries(owner) == dict(zip(("main", "minus", "plus"), stops))
+        assert stream_queries(checked)["minus"] is None  # the rival's turned-towards mark wins
 
 
 def test_specificity_cannot_tell_keys_closer_than_half_the_turn(learner):

@@ -327,12 +327,16 @@ def _test(cfg: VerifyConfig, log: list[dict[str, Any]], target: int, a: str, b: 
 
 
 def _specificity(cfg: VerifyConfig, log: list[dict[str, Any]], target: int) -> dict[str, Any]:
-    """The key-specificity check: owner's mark against each turned one (margin 0)."""
+    """The key-specificity check: owner's mark against each turned one (margin 0). With the
+    sequential test each side also says after how many queries it reached alpha (``stop_time``):
+    a claim comes when the slowest of the three streams does."""
     out: dict[str, Any] = {"degrees": cfg.specificity}
     for side in SIDES:
         r = _test(cfg, log, target, "w", side, 0.0)
         out[side] = {"delta_p": float((_column(log, "p_w") - _column(log, f"p_{side}")).mean()),
                      "p_value": r.p_value, "decision": r.decision}
+        if "stop_time" in r.details:
+            out[side]["stop_time"] = r.details["stop_time"]
     return out
 
 
