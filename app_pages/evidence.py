@@ -28,7 +28,8 @@ with c2:
 
 s = live.live_series(res)
 st.plotly_chart(figures.verification_figure(s.p_b, s.p_w, s.running_p, s.running_wsr, res.config.tau,
-                                            res.config.alpha, res.config.m, p_label="anytime-valid p-value"),
+                                            res.config.alpha, res.config.m, p_label="anytime-valid p-value",
+                                            streams=s.streams, degrees=res.config.specificity),
                 key="ev_fig")
 st.subheader("Query log")
 st.dataframe(live.log_table(res, last["suspect"].get("classes")), hide_index=True, height=300, key="ev_log")

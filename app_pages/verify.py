@@ -94,7 +94,8 @@ def _pool(m_: int):
 def _draw(res) -> None:
     s = live.live_series(res)
     fig = figures.verification_figure(s.p_b, s.p_w, s.running_p, s.running_wsr, res.config.tau,
-                                      res.config.alpha, res.config.m, p_label="anytime-valid p-value")
+                                      res.config.alpha, res.config.m, p_label="anytime-valid p-value",
+                                      streams=s.streams, degrees=res.config.specificity)
     chart_box.plotly_chart(fig)
 
 

@@ -206,8 +206,11 @@ def test_quality_table_worst_first():
 
 
 def test_live_series_from_a_partial_result():
+    from xmark_core.verify.protocol import VerifyConfig
+
     class R:
         target = 1
+        config = VerifyConfig(specificity=0.0)
         running_p = [1.0, 0.5, 0.2]
         log = [{"index": i, "image_id": f"i{i}", "p_b": 0.1, "p_w": 0.1 + 0.3 * i, "label_b": 0,
                 "label_w": 1 if i else 0} for i in range(3)]
@@ -218,6 +221,28 @@ def test_live_series_from_a_partial_result():
     np.testing.assert_allclose(s.p_w - s.p_b, [0, 0.3, 0.6])
     rows = live.log_table(R(), ["no", "yes"])
     assert rows[2]["label (watermarked)"] == "yes" and rows[2]["P_w - P_b"] == 0.6
+
+
+def test_live_series_and_figure_show_each_stream_of_a_checked_claim():
+    """With the key check the running p-value is the largest of three streams; the live plot
+    draws each, so one sees which the claim waits for (here the +25 degree control)."""
+    from xmark_core.verify.protocol import VerifyConfig, evaluate_log
+
+    rng = np.random.default_rng(0)
+    log = [{"index": i, "image_id": f"i{i}", "p_b": 0.05, "p_w": 0.9, "p_minus": 0.1,
+            "p_plus": float(rng.choice([0.1, 0.95])), "label_b": 0, "label_w": 1, "label_minus": 0,
+            "label_plus": 0} for i in range(40)]
+    res = evaluate_log(log, VerifyConfig(test="sequential", specificity=25.0), "proba", 1, "b", True, {})
+    s = live.live_series(res)
+    assert set(s.streams) == {"main", "minus", "plus"}
+    np.testing.assert_allclose(np.max(np.stack(list(s.streams.values())), axis=0), s.running_p)
+    assert s.streams["plus"][-1] > s.streams["main"][-1]  # the half-answered control is the slowest
+    fig = figures.verification_figure(s.p_b, s.p_w, s.running_p, s.running_wsr, 0.2, 0.01, 100,
+                                      streams=s.streams, degrees=25.0)
+    names = [t.name for t in fig.data]
+    assert {"owner's mark vs original", "owner's mark vs key turned -25°", "owner's mark vs key turned +25°"} <= set(names)
+    off = live.live_series(evaluate_log(log, VerifyConfig(test="sequential", specificity=0.0), "proba", 1, "b", True, {}))
+    assert off.streams == {}
 
 
 def test_evidence_files_of_a_verification(tmp_path):

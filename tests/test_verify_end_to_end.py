@@ -536,6 +536,7 @@ def test_cli_specificity_is_recorded_reported_and_replayed(owner_files, tmp_path
     assert ev["result"]["p_value"] >= max(spec["minus"]["p_value"], spec["plus"]["p_value"])
     page = (tmp_path / "ev" / "report.html").read_text()
     assert "key-specificity check" in page and "P key turned &minus;20&deg;" in page and "P key turned +20&deg;" in page
+    assert "vs key turned -20°" in page and "vs key turned +20°" in page  # each stream in the evidence figure
     assert main(["verify", "--replay", str(tmp_path / "ev" / "evidence.json"), "--owner-record",
                  str(f["record"]), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["match"]

@@ -348,7 +348,7 @@ def render_html(ev: dict[str, Any]) -> str:
         "key_table": key, "explanation": _explanation(ev), "target_name": html.escape(target),
         "fig_scatter": plots.to_svg(plots.paired_scatter(p_b, p_w, par["tau"], target)),
         "fig_dist": plots.to_svg(plots.distributions(p_b, p_w, par["tau"], target)),
-        "fig_running": plots.to_svg(plots.running_evidence(running, par["alpha"], res["p_value"], ev["test"]["name"])),
+        "fig_running": plots.to_svg(plots.running_evidence(running, par["alpha"], res["p_value"], ev["test"]["name"], *_streams(ev))),
         "suspect_table": suspect_table, "owner_table": owner_table, "marker_table": marker_table,
         "test_name": html.escape(ev["test"]["description"]), "supporting_table": supporting_table,
         "replay_command": html.escape(replay), "n_queries": res["n_queries"], "log_table": log_table,
@@ -356,6 +356,15 @@ def render_html(ev: dict[str, Any]) -> str:
     }
     template = resources.files("xmark_core").joinpath("templates/report.html").read_text(encoding="utf-8")
     return Template(template).substitute(fields)
+
+
+def _streams(ev: dict[str, Any]) -> tuple[dict[str, np.ndarray], float]:
+    """Each stream's running p-value of a verification with the key check (else none), and its angle."""
+    from xmark_core.verify.protocol import VerifyConfig, stream_running_p
+
+    cfg = VerifyConfig.from_recorded(ev["parameters"])
+    streams = stream_running_p(ev["log"], cfg) if cfg.specificity else {}
+    return (streams if len(streams) > 1 else {}), cfg.specificity
 
 
 def write_pdf(ev: dict[str, Any], path: str | Path) -> None:
@@ -387,7 +396,7 @@ def write_pdf(ev: dict[str, Any], path: str | Path) -> None:
         plt.close(fig)
         for f in (plots.paired_scatter(p_b, p_w, par["tau"], res["target_name"]),
                   plots.distributions(p_b, p_w, par["tau"], res["target_name"]),
-                  plots.running_evidence(running, par["alpha"], res["p_value"], ev["test"]["name"])):
+                  plots.running_evidence(running, par["alpha"], res["p_value"], ev["test"]["name"], *_streams(ev))):
             pdf.savefig(f)
             plt.close(f)
 

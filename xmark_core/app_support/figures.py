@@ -13,9 +13,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from xmark_core.app_support.imaging import png_data_uri
+from xmark_core.verify.protocol import stream_label
 
 P_B_COLOR = "#0072B2"  # benign queries (blue)
 P_W_COLOR = "#D55E00"  # watermarked queries (vermillion)
+STREAM_COLOR = "#7F7F7F"  # the streams of a claim under its running p-value (grey)
 
 
 def linked_images(
@@ -84,6 +86,7 @@ def class_counts(classes: Sequence[str], counts: Sequence[int]) -> go.Figure:
 def verification_figure(
     p_b: np.ndarray, p_w: np.ndarray, running_p: np.ndarray, running_wsr: np.ndarray,
     tau: float, alpha: float, m: int | None = None, p_label: str = "running p-value",
+    streams: dict[str, np.ndarray] | None = None, degrees: float = 0.0,
 ) -> go.Figure:
     """The four live panels of a verification run, redrawn as queries return.
 
@@ -94,6 +97,9 @@ def verification_figure(
     running_wsr : (n,) share of watermarked queries classified as the target so far
     tau, alpha : the test's margin and level (drawn as reference lines)
     m : planned number of queries (fixes the x range so the plot does not rescale)
+    streams, degrees : with the key-specificity check, each stream's running p-value
+        (:func:`~xmark_core.verify.protocol.stream_running_p`) and the check's angle: drawn
+        thin under ``running_p``, so one sees which stream the claim waits for
     """
     p_b, p_w = np.asarray(p_b, float), np.asarray(p_w, float)
     n = len(p_b)
@@ -126,6 +132,10 @@ def verification_figure(
     fig.update_yaxes(title_text="queries", row=1, col=2)
 
     rp = np.clip(np.asarray(running_p, float), 1e-16, 1.0)
+    for (name, sp), dash in zip((streams or {}).items(), ("dot", "dash", "dashdot")):
+        fig.add_trace(go.Scatter(x=q, y=np.clip(np.asarray(sp, float), 1e-16, 1.0), mode="lines",
+                                 name=stream_label(name, degrees), line=dict(width=1, dash=dash, color=STREAM_COLOR)),
+                      row=2, col=1)
     fig.add_trace(go.Scatter(x=q, y=rp, mode="lines+markers", name=p_label,
                              line=dict(color="black"), marker=dict(size=4)), row=2, col=1)
     fig.add_trace(go.Scatter(x=[1, xmax], y=[alpha, alpha], mode="lines", name=f"α = {alpha}",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from xmark_core.verify.protocol import SIDE_SIGN, SIDES
+from xmark_core.verify.protocol import SIDE_SIGN, SIDES, stream_running_p
 
 
 @dataclass
@@ -19,12 +19,15 @@ class LiveSeries:
     p_b, p_w : target-class probability on benign / watermarked queries
     running_p : anytime-valid (betting) p-value after each query
     running_wsr : share of watermarked queries labelled the target, after each query
+    streams : with the key-specificity check, each stream's running p-value (``running_p`` is
+        their maximum); empty without it
     """
 
     p_b: np.ndarray
     p_w: np.ndarray
     running_p: np.ndarray
     running_wsr: np.ndarray
+    streams: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -39,7 +42,8 @@ def live_series(result: Any) -> LiveSeries:
     hits = np.array([q["label_w"] == result.target for q in log], float)
     wsr = np.cumsum(hits) / np.arange(1, len(hits) + 1) if len(hits) else np.zeros(0)
     rp = np.asarray(result.running_p, float)
-    return LiveSeries(p_b=p_b, p_w=p_w, running_p=rp, running_wsr=wsr)
+    streams = stream_running_p(log, result.config) if result.config.specificity else {}
+    return LiveSeries(p_b=p_b, p_w=p_w, running_p=rp, running_wsr=wsr, streams=streams if len(streams) > 1 else {})
 
 
 def log_table(result: Any, class_names: list[str] | None = None) -> list[dict[str, Any]]:

@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from xmark_core.verify.protocol import stream_label  # noqa: E402
+
 BENIGN, MARKED, ACCENT = "#4C72B0", "#C44E52", "#555555"
 
 
@@ -51,11 +53,16 @@ def distributions(p_b: np.ndarray, p_w: np.ndarray, tau: float, target_name: str
 
 
 def running_evidence(running_p: np.ndarray, alpha: float, final_p: float | None = None,
-                     test: str = "sequential") -> Figure:
-    """Anytime-valid p-value after each query on a log axis, with the level alpha."""
+                     test: str = "sequential", streams: dict[str, np.ndarray] | None = None,
+                     degrees: float = 0.0) -> Figure:
+    """Anytime-valid p-value after each query on a log axis, with the level alpha; with the
+    key-specificity check also each stream's (thin; ``streams`` from
+    :func:`~xmark_core.verify.protocol.stream_running_p`, ``degrees`` the check's angle)."""
     fig, ax = plt.subplots(figsize=(8.4, 3.0))
     n = np.arange(1, len(running_p) + 1)
     floor = 1e-16
+    for (name, sp), ls in zip((streams or {}).items(), (":", "--", "-.")):
+        ax.semilogy(n, np.maximum(sp, floor), color=ACCENT, lw=0.9, ls=ls, label=stream_label(name, degrees))
     ax.semilogy(n, np.maximum(running_p, floor), color=BENIGN, lw=1.5,
                 label="anytime-valid p-value (betting test)")
     ax.axhline(alpha, color=MARKED, ls="--", lw=1, label=f"level alpha = {alpha:g}")

@@ -340,6 +340,26 @@ def _specificity(cfg: VerifyConfig, log: list[dict[str, Any]], target: int) -> d
     return out
 
 
+def stream_running_p(log: list[dict[str, Any]], cfg: VerifyConfig) -> dict[str, np.ndarray]:
+    """Running anytime-valid p-value of each stream of a claim: ``main`` (owner's mark vs
+    benign, margin tau) and, where the log holds the turned marks (key check), ``minus`` /
+    ``plus`` (owner's mark vs each, margin 0). With the check a claim's running p-value is the
+    largest of them at each query: it waits for the slowest stream."""
+    p_w = _column(log, "p_w")
+    out = {"main": stats.sequential_path(p_w - _column(log, "p_b"), cfg.tau, cfg.alpha, cfg.max_bet)["p_value"]}
+    if cfg.specificity and log and all(f"p_{side}" in log[0] for side in SIDES):
+        for side in SIDES:
+            out[side] = stats.sequential_path(p_w - _column(log, f"p_{side}"), 0.0, cfg.alpha, cfg.max_bet)["p_value"]
+    return out
+
+
+def stream_label(stream: str, degrees: float) -> str:
+    """How figures name a stream of :func:`stream_running_p`."""
+    if stream == "main":
+        return "owner's mark vs original"
+    return f"owner's mark vs key turned {SIDE_SIGN[stream] * degrees:+g}°"
+
+
 def evaluate_log(log: list[dict[str, Any]], cfg: VerifyConfig, output: str, target: int,
                  target_name: str, complete: bool, pool: dict[str, Any]) -> VerificationResult:
     """Run the configured test (and the supporting ones) on a query log.
@@ -364,9 +384,7 @@ def evaluate_log(log: list[dict[str, Any]], cfg: VerifyConfig, output: str, targ
         res = _test(cfg, log, target, "w", "b", cfg.tau, stop_early=True)
         if cfg.specificity:
             spec = {**_specificity(cfg, log, target), "main": {"p_value": res.p_value, "decision": res.decision}}
-            for side in SIDES:
-                d = p_w - _column(log, f"p_{side}")
-                running_p = np.maximum(running_p, stats.sequential_path(d, 0.0, cfg.alpha, cfg.max_bet)["p_value"])
+            running_p = np.max(np.stack(list(stream_running_p(log, cfg).values())), axis=0)
     details = {} if res is None else {k: v for k, v in res.details.items() if k not in ("e_values", "running_p")}
     p_value = res.p_value if res else 1.0
     decision = bool(res.decision) if res else False
