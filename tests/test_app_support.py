@@ -281,7 +281,7 @@ def test_evidence_files_of_a_verification(tmp_path):
     assert evidence_view.pdf_bytes(ev)[:4] == b"%PDF"
     rows = {r["parameter"]: r["value"] for r in evidence_view.parameter_rows(res, last)}
     assert rows["queries made"] == "20" and rows["margin τ"] == "0.2" and rows["query gain"] == "2.0"
-    assert rows["query choice"] == "random"
+    assert rows["query choice"] == "random" and rows["largest bet (sequential test)"] == "0.9"
     used = [r["test"] for r in evidence_view.supporting_rows(res) if r["used for the decision"] == "yes"]
     assert used == ["ttest"]
 
