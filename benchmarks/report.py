@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from xmark_core.atomic import atomic_write_json, atomic_write_text
+from xmark_core.verify.protocol import stream_label
 
 METHOD_KEYS = ("malicious", "ind_m", "ind_t", "ba_clean", "ba_drop", "psnr", "ssim")
 VERIFY_KEYS = ("wsr", "delta_p", "p")
@@ -207,8 +208,7 @@ def _stream_queries(streams: dict[str, Any] | None, degrees: Any) -> str:
     """Each stream's median queries, as a clause ('' without the key check)."""
     if not streams or len(streams) < 2:
         return ""
-    names = {"main": "owner vs benign", "minus": f"vs −{_f(degrees, 'g')}°", "plus": f"vs +{_f(degrees, 'g')}°"}
-    parts = ", ".join(f"{names.get(k, k)} {_f(v, '.0f')}" for k, v in streams.items())
+    parts = ", ".join(f"{stream_label(k, float(degrees or 0))} {_f(v, '.0f')}" for k, v in streams.items())
     return f"; each stream's median (the claim waits for the slowest): {parts}"
 
 

@@ -163,7 +163,7 @@ def test_micro_run_attacks_and_sequential_cover_every_malicious_suspect(micro):
     assert set(seq["streams"]) == {"main", "minus", "plus"}  # micro runs the key check
     table = (out / "table.md").read_text()
     assert "claimed over suspects (within 5 BA pt)" in table and "over all 2 Malicious suspects" in table
-    assert "each stream's median (the claim waits for the slowest): owner vs benign" in table
+    assert "each stream's median (the claim waits for the slowest): owner's mark vs original –" in table
 
 
 def test_attack_over_seeds_counts_claims_within_the_ba_budget():

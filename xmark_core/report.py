@@ -25,7 +25,13 @@ import numpy as np
 from xmark_core.atomic import atomic_path, atomic_write_json, atomic_write_text
 from xmark_core.errors import DataError
 from xmark_core.hashing import canonical_json, commitment, sha256_bytes, sha256_file
-from xmark_core.verify.protocol import SIDE_SIGN, SIDES, VerificationResult
+from xmark_core.verify.protocol import (
+    SIDE_SIGN,
+    SIDES,
+    VerificationResult,
+    VerifyConfig,
+    stream_running_p,
+)
 
 SCHEMA = "xmark-evidence/1"
 
@@ -360,11 +366,8 @@ def render_html(ev: dict[str, Any]) -> str:
 
 def _streams(ev: dict[str, Any]) -> tuple[dict[str, np.ndarray], float]:
     """Each stream's running p-value of a verification with the key check (else none), and its angle."""
-    from xmark_core.verify.protocol import VerifyConfig, stream_running_p
-
     cfg = VerifyConfig.from_recorded(ev["parameters"])
-    streams = stream_running_p(ev["log"], cfg) if cfg.specificity else {}
-    return (streams if len(streams) > 1 else {}), cfg.specificity
+    return stream_running_p(ev["log"], cfg), cfg.specificity
 
 
 def write_pdf(ev: dict[str, Any], path: str | Path) -> None:

@@ -42,8 +42,7 @@ def live_series(result: Any) -> LiveSeries:
     hits = np.array([q["label_w"] == result.target for q in log], float)
     wsr = np.cumsum(hits) / np.arange(1, len(hits) + 1) if len(hits) else np.zeros(0)
     rp = np.asarray(result.running_p, float)
-    streams = stream_running_p(log, result.config) if result.config.specificity else {}
-    return LiveSeries(p_b=p_b, p_w=p_w, running_p=rp, running_wsr=wsr, streams=streams if len(streams) > 1 else {})
+    return LiveSeries(p_b=p_b, p_w=p_w, running_p=rp, running_wsr=wsr, streams=stream_running_p(log, result.config))
 
 
 def log_table(result: Any, class_names: list[str] | None = None) -> list[dict[str, Any]]:

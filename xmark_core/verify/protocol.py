@@ -341,15 +341,16 @@ def _specificity(cfg: VerifyConfig, log: list[dict[str, Any]], target: int) -> d
 
 
 def stream_running_p(log: list[dict[str, Any]], cfg: VerifyConfig) -> dict[str, np.ndarray]:
-    """Running anytime-valid p-value of each stream of a claim: ``main`` (owner's mark vs
-    benign, margin tau) and, where the log holds the turned marks (key check), ``minus`` /
-    ``plus`` (owner's mark vs each, margin 0). With the check a claim's running p-value is the
-    largest of them at each query: it waits for the slowest stream."""
+    """Running anytime-valid p-value of each stream of a claim under the key-specificity check:
+    ``main`` (owner's mark vs benign, margin tau), ``minus`` / ``plus`` (owner's mark vs each
+    turned mark, margin 0). The claim's running p-value is the largest of the three at each
+    query: it waits for the slowest stream. Empty without the check (one stream only)."""
+    if not cfg.specificity or not log:
+        return {}
     p_w = _column(log, "p_w")
     out = {"main": stats.sequential_path(p_w - _column(log, "p_b"), cfg.tau, cfg.alpha, cfg.max_bet)["p_value"]}
-    if cfg.specificity and log and all(f"p_{side}" in log[0] for side in SIDES):
-        for side in SIDES:
-            out[side] = stats.sequential_path(p_w - _column(log, f"p_{side}"), 0.0, cfg.alpha, cfg.max_bet)["p_value"]
+    for side in SIDES:
+        out[side] = stats.sequential_path(p_w - _column(log, f"p_{side}"), 0.0, cfg.alpha, cfg.max_bet)["p_value"]
     return out
 
 
