@@ -71,7 +71,7 @@ def stop_time(y: np.ndarray, rule, alpha: float = 0.01) -> np.ndarray:
 class Agrapa:
     """The library's rule (stats.SequentialTest): aGRAPA with a pseudo-observation, clipped."""
 
-    def __init__(self, tau, max_bet=0.75, prior_var=0.25):
+    def __init__(self, tau, max_bet=stats.DEFAULT_MAX_BET, prior_var=0.25):
         self.cap, self.prior_var = max_bet / (1 + tau), prior_var
 
     def start(self, n):
@@ -91,8 +91,8 @@ class Agrapa:
 
 def check_rule_matches_library():
     d = np.random.default_rng(0).uniform(-1, 1, (3, 50)) * 0.5 + 0.3
-    lib = stats.sequential_path(d, 0.2)["bet"]
-    rule, st = Agrapa(0.2), None
+    lib = stats.sequential_path(d, 0.2)["bet"]  # both at the library's default cap
+    rule = Agrapa(0.2)
     st = rule.start(3)
     for t in range(50):
         assert np.allclose(rule.bet(st), lib[:, t]), t
@@ -133,11 +133,11 @@ if __name__ == "__main__":
     data = dict(np.load(LOGS))
     orders = int(os.environ.get("ORDERS", 200))
     rules = {
-        "aGRAPA 0.75 (library)": lambda tau: Agrapa(tau),
-        "aGRAPA 0.9": lambda tau: Agrapa(tau, 0.9),
+        "aGRAPA 0.75 (library until 2026-12-05)": lambda tau: Agrapa(tau, 0.75),
+        "aGRAPA 0.9 (library now)": lambda tau: Agrapa(tau, 0.9),
         "aGRAPA 0.95": lambda tau: Agrapa(tau, 0.95),
         "aGRAPA 0.99": lambda tau: Agrapa(tau, 0.99),
-        "aGRAPA 0.75 prior 0.05": lambda tau: Agrapa(tau, prior_var=0.05),
+        "aGRAPA 0.75 prior 0.05": lambda tau: Agrapa(tau, 0.75, prior_var=0.05),
     }
     for g, logs in data.items():
         d = logs[:, 1] - logs[:, 0]
