@@ -194,6 +194,37 @@ def test_tiled_matches_untiled_on_large_image(trained):
     assert np.abs(np.diff(b, axis=1)).max() <= np.abs(np.diff(a, axis=1)).max() + 0.05 * eps
 
 
+def test_decoder_convolves_before_upsampling_with_the_same_result(trained):
+    """The decoder runs each 1x1 conv before the bilinear upsampling (cheaper); the two
+    commute, so the mark equals the textbook order's. The weights are channels-last (faster
+    CPU convolutions) and stay so through a state-dict load."""
+    import torch.nn.functional as F
+
+    gen = trained["marker"].generator
+    assert gen.head.weight.is_contiguous(memory_format=torch.channels_last)
+    # a checkpoint trained before the change must give the same mark
+    fresh = build_generator(**gen.arch_kwargs())
+    fresh.load_state_dict({k: v.contiguous() for k, v in gen.state_dict().items()})
+    assert fresh.enc[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.from_numpy(trained["Xq"][:4, None].copy())
+    s = torch.rand_like(x, generator=torch.Generator().manual_seed(0))
+    c = gen.carrier(x)
+    z = torch.cat([x * 2 - 1, s * 2 - 1, c], dim=1)
+    skips = []
+    with torch.no_grad():
+        for i, block in enumerate(gen.enc):
+            z = block(z if i == 0 else F.avg_pool2d(z, 2))
+            skips.append(z)
+        z = z + gen.key_proj(gen.key_code)[None, :, None, None]
+        for up, dec, skip in zip(gen.up, gen.dec, reversed(skips[:-1])):
+            z = up(F.interpolate(z, scale_factor=2.0, mode="bilinear", align_corners=False))
+            z = dec(torch.cat([z, skip], dim=1))
+        textbook = gen.head(z)
+        ours = fresh.residual(x, s, c)
+    assert torch.allclose(ours, textbook, atol=1e-5, rtol=1e-4), float((ours - textbook).abs().max())
+    assert float(textbook.abs().max()) > 1e-3  # not trivially zero
+
+
 def test_work_size_marks_large_images_at_low_resolution(trained):
     import cv2
 

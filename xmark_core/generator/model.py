@@ -164,6 +164,9 @@ class WatermarkGenerator(nn.Module):
             # a small head: the mark starts faint and grows with the efficacy gradient
             self.head.weight.data.mul_(0.1)
             nn.init.zeros_(self.head.bias)
+        # Channels-last weights make oneDNN's CPU convolutions ~1.5x faster (outputs equal
+        # to ~1e-8); loading a state dict copies values and keeps this layout.
+        self.to(memory_format=torch.channels_last)
         self.register_buffer("key_code", key_code(self.key))
         # Rotation (radians) of the carrier away from the key's orientation; not part of the
         # checkpoint: only verification's specificity controls set it (Marker.turned).
@@ -209,7 +212,10 @@ class WatermarkGenerator(nn.Module):
             skips.append(z)
         z = z + self.key_proj(self.key_code)[None, :, None, None]
         for up, dec, skip in zip(self.up, self.dec, reversed(skips[:-1])):
-            z = up(F.interpolate(z, scale_factor=2.0, mode="bilinear", align_corners=False))
+            # The 1x1 conv and bilinear upsampling are both linear (and bilinear weights sum
+            # to 1, so the bias passes through): they commute. Convolving first touches a
+            # quarter of the pixels and upsamples half the channels: same output, less work.
+            z = F.interpolate(up(z), scale_factor=2.0, mode="bilinear", align_corners=False)
             z = dec(torch.cat([z, skip], dim=1))
         return self.head(z)[..., :h, :w]
 
