@@ -28,6 +28,7 @@ from benchmarks.baselines import (
 from benchmarks.context import Log
 from benchmarks.run import ALL_PARTS, run_benchmark, run_stealthmark
 from benchmarks.settings import BASELINES, preset
+from xmark_core.embed import n_marked
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +79,14 @@ def test_micro_run_details_carry_commit_and_settings(micro):
         d = json.loads((out / "details" / f"{part}.json").read_text())
         assert d["commit"] == summary["commit"] and d["settings"] == run["settings"]
     proto = json.loads((out / "details" / "protocol.json").read_text())["results"]
-    n_marked = proto["xmark"]["n_marked"]
-    assert n_marked == round(settings.rho * settings.n_images / 4) and proto["static"]["n_marked"] == n_marked
+    xmark_marked = proto["xmark"]["n_marked"]
+    assert xmark_marked == round(settings.rho * settings.n_images / 4) and proto["static"]["n_marked"] == xmark_marked
     assert "| X-Mark |" in (out / "table.md").read_text()
+    rows = json.loads((out / "details" / "speed.json").read_text())["results"]["sizes"].values()
+    for r in rows:  # the release-like pass marks rho of the images, the worst case all of them
+        assert r["embed_marked"] == r["n"] and r["release_marked"] == n_marked(r["n"], settings.rho)
+        assert r["release_io_ratio"] > 0
+    assert "| release (ρ) / I/O time |" in (out / "table.md").read_text()
     assert run["settings"]["query_gain"] == settings.query_gain == 2.0
     assert (f"query gain {settings.query_gain}, boundary queries, key-specificity check ±20° (X-Mark)"
             in (out / "table.md").read_text())
