@@ -8,7 +8,14 @@ block's channels first) to the shipped Malicious suspect and the cached lab susp
 queries, the +/-25 degree check) and measures clean accuracy (BA) on the 400 held-out images.
 
     PYTHONPATH=. python docs/lab/learnability/attack_sample.py
+
+SIZE: the phantom's source side (held-out queries and the attacker's data; default 128, the
+demo's); SUSPECTS: a glob of suspect checkpoints instead of the cached lab suspects (the shipped
+one is then left out). The 256 px-source suspects of ``work_size.py``:
+
+    SIZE=256 SUSPECTS='/tmp/exp/suspects_ws/256_none_[0-9]*.ckpt' PYTHONPATH=. python docs/lab/learnability/attack_sample.py
 """
+import glob
 import os
 from pathlib import Path
 
@@ -30,14 +37,18 @@ R = Path("models")
 classes, target = list(FINDINGS), list(FINDINGS).index("Cardiomegaly")
 inner = load_marker(R / "surrogate.pt", R / "generator.pt")
 owner = MemoMarker(inner)
-test = PhantomDataset(400, size=128, seed=9001)
+size = int(os.environ.get("SIZE", 128))
+test = PhantomDataset(400, size=size, seed=9001)
 Xt, yt = to_arrays(test, 64)
 pool = [i for i in range(len(test)) if int(yt[i]) != target]
 images, ids = [test[i].image for i in pool], [test[i].image_id for i in pool]
 scores = inner.target_scores(images)
-Xa, ya = to_arrays(PhantomDataset(240, size=128, seed=2), 64)
-files = [("shipped_mal", R / "suspect_malicious.pt")]
-files += [(f.stem, f) for f in sorted(Path("/tmp/exp/suspects").glob("mal_*.ckpt"))]
+Xa, ya = to_arrays(PhantomDataset(240, size=size, seed=2), 64)
+if "SUSPECTS" in os.environ:
+    files = [(Path(f).stem, Path(f)) for f in sorted(glob.glob(os.environ["SUSPECTS"]))]
+else:
+    files = [("shipped_mal", R / "suspect_malicious.pt")]
+    files += [(f.stem, f) for f in sorted(Path("/tmp/exp/suspects").glob("mal_*.ckpt"))]
 
 rows = {"none": [], "finetune": [], "fineprune": []}
 for name, f in files:
@@ -53,7 +64,7 @@ for name, f in files:
                              query_scores=scores)
         ba = evaluate(model, Xt, yt).accuracy
         rows[attack].append((r.delta_p, r.p_value, ba))
-        print(f"{name:12s} {attack:9s}: dP {r.delta_p:.3f} p {r.p_value:.2g} BA {ba:.3f} claimed {bool(r.decision)}",
+        print(f"{name:16s} {attack:9s}: dP {r.delta_p:.3f} p {r.p_value:.2g} BA {ba:.3f} claimed {bool(r.decision)}",
               flush=True)
 for attack, v in rows.items():
     a = np.array(v)

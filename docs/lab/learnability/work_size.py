@@ -15,6 +15,7 @@ ARCH_KW: JSON keyword arguments of the architecture (resnet18's stem without max
     SIZE=256 WORKS=none INPUT=128 SEEDS=1 ...
     SIZE=128 WORKS=none ARCH=resnet18 SEEDS=1 ...   # another architecture on the demo's own release
     SIZE=128 WORKS=none ARCH=resnet18 ARCH_KW='{"maxpool": false}' SEEDS=1 ...   # its stem at stride 2
+    SIZE=256 WORKS=none ARCH=densenet121 SEEDS=1 ...   # the issue's other example (~30 min)
 """
 import json
 import os
