@@ -10,6 +10,12 @@ ind_t.py) sits at -28.5 degrees from the owner's key 189.
 
     PYTHONPATH=. OFFS=0,-10,10,-20,20,-30,30,-45,45,90 python docs/lab/learnability/orientation_tuning.py
 
+SIZE=256 queries a phantom pool rendered at 256 px (default 128, the demo's); with SUSPECTS=DIR,
+GLOB picks the checkpoints there (default *.ckpt). The 256 px-source suspects of work_size.py:
+
+    SIZE=256 SUSPECTS=/tmp/exp/suspects_ws GLOB='256_none_[0-9]*.ckpt' SAVE=/tmp/exp/tuning_256.npz \
+        OFFS=-65,-60,...,65 PYTHONPATH=. python docs/lab/learnability/orientation_tuning.py
+
 SCALES=0.7,0.85,1,1.2,1.4 sweeps the carrier's frequency (times the key's) instead of the
 orientation (the printed "offset" is then the scale). Per-query (P_b, P_w) go to SAVE (default /tmp/exp/tuning.npz) for peak_test.py.
 """
@@ -33,7 +39,7 @@ torch.set_num_threads(int(os.environ.get("NT", 1)))
 R = Path("models")
 classes, target = list(FINDINGS), list(FINDINGS).index("Cardiomegaly")
 owner = load_marker(R / "surrogate.pt", R / "generator.pt")
-images, ids = query_images(target, 100, 128, 9001, int(os.environ.get("POOL", 400)))  # the non-target images of the phantom set
+images, ids = query_images(target, 100, int(os.environ.get("SIZE", 128)), 9001, int(os.environ.get("POOL", 400)))  # the non-target images of the phantom set
 scores = owner.target_scores(images)
 
 
@@ -67,7 +73,7 @@ def model_and_size(path: Path):
 suspects = Path(os.environ.get("SUSPECTS", "/tmp/exp/suspects"))
 shipped = [] if os.environ.get("SUSPECTS") else [("shipped_mal", R / "suspect_malicious.pt"),
                                                   ("shipped_clean", R / "suspect_clean.pt")]
-models = {name: model_and_size(f) for name, f in shipped + [(f.stem, f) for f in sorted(suspects.glob("*.ckpt"))]}
+models = {name: model_and_size(f) for name, f in shipped + [(f.stem, f) for f in sorted(suspects.glob(os.environ.get("GLOB", "*.ckpt")))]}
 offsets = [float(o) for o in os.environ.get("OFFS", "0,-10,10,-20,20,-30,30,-45,45,90").split(",")]
 scales = [float(f) for f in os.environ.get("SCALES", "1").split(",")]  # frequency sweep instead
 if scales != [1.0]:
