@@ -12,8 +12,8 @@ every image is marked, ``rho = 1``):
 * ``io_ips`` -- the I/O floor: merely decode and re-encode the same PNGs;
   ``io_floor_ratio`` = embedding time / I/O time;
 * ``release_ips`` / ``release_io_ratio`` -- the same embedding with the run's ``rho``: every
-  image scored by the surrogate, one in ten marked (a real release marks ``rho`` of *one*
-  class, fewer still), the rest copied -- what an owner waits for;
+  image scored by the surrogate, ``rho`` of them marked (at least one), the rest copied -- what
+  an owner waits for (a real release marks ``rho`` of *one* class, fewer still);
 
 and verification seconds per 100 queries in-process and over HTTP (the reference server
 on 127.0.0.1 in a thread). The load average is recorded: timings on a shared machine are
