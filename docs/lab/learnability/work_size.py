@@ -16,6 +16,7 @@ ARCH_KW: JSON keyword arguments of the architecture (resnet18's stem without max
     SIZE=128 WORKS=none ARCH=resnet18 SEEDS=1 ...   # another architecture on the demo's own release
     SIZE=128 WORKS=none ARCH=resnet18 ARCH_KW='{"maxpool": false}' SEEDS=1 ...   # its stem at stride 2
     SIZE=256 WORKS=none ARCH=densenet121 SEEDS=1 ...   # the issue's other example (~30 min)
+    SIZE=256 WORKS=none GEN=/tmp/exp/gens/base8.pt SEEDS=1,11,12 ...   # a base-8 generator (generator_width.py)
 """
 import json
 import os
@@ -46,15 +47,16 @@ side = int(os.environ.get("INPUT", 64))  # the suspects' input size
 arch = os.environ.get("ARCH", "smallcnn")
 arch_kw = json.loads(os.environ.get("ARCH_KW", "{}"))  # e.g. '{"maxpool": false}' for resnet18
 seeds = [int(s) for s in os.environ.get("SEEDS", "1,11,12").split(",")]
+gen_file = Path(os.environ.get("GEN", R / "generator.pt"))  # another generator (generator_width.py's)
 images, ids = query_images(target, 100, size, 9001, 400)  # the non-target images of the phantom set
 scores = load_marker(R / "surrogate.pt", R / "generator.pt").target_scores(images)  # the surrogate's: any work size
 
 for work in os.environ.get("WORKS", "none,128,64").split(","):
-    marker = load_marker(R / "surrogate.pt", R / "generator.pt")
+    marker = load_marker(R / "surrogate.pt", gen_file)
     marker.work_size = None if work == "none" else int(work)
     release = None
     for seed in seeds:
-        tag = (("" if side == 64 else f"_in{side}") + ("" if arch == "smallcnn" else f"_{arch}")
+        tag = (("" if side == 64 else f"_in{side}") + ("" if "GEN" not in os.environ else f"_{gen_file.stem}") + ("" if arch == "smallcnn" else f"_{arch}")
                + "".join(f"_{k}{v}" for k, v in sorted(arch_kw.items())))
         f = CACHE / f"{size}_{work}{tag}_{seed}.ckpt"
         if not f.exists():

@@ -1,0 +1,50 @@
+"""Shared by the lab scripts that retrain the demo's generator: its training data, and 64 px
+suspects trained on the demo release it marks (checkpoints cached)."""
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from xmark_core.data.base import to_arrays
+from xmark_core.data.open import open_dataset
+from xmark_core.data.phantom import FINDINGS, PhantomDataset
+from xmark_core.embed import embed_release
+from xmark_core.generator.model import Marker
+from xmark_core.generator.train import GeneratorTrainConfig, save_generator, train_generator
+from xmark_core.nets.checkpoint import load_checkpoint, save_checkpoint
+from xmark_core.nets.train import TrainConfig, train_classifier
+
+CLASSES = list(FINDINGS)
+TARGET = CLASSES.index("Cardiomegaly")
+
+
+def demo_generator(gen_file: Path, **overrides) -> Marker:
+    """The demo's generator (shipped surrogate, key 189, the library's recipe with
+    ``overrides``), trained once and cached in ``gen_file``."""
+    sur = load_checkpoint(Path("models") / "surrogate.pt").model
+    if not gen_file.exists():
+        X, y = to_arrays(PhantomDataset(2400, size=128, seed=0), 64)
+        gen_file.parent.mkdir(parents=True, exist_ok=True)
+        save_generator(gen_file, train_generator(sur, X, y, TARGET, GeneratorTrainConfig(key=189, seed=0, **overrides)))
+    return Marker(surrogate=sur, generator=load_checkpoint(gen_file).model, input_size=64, target=TARGET)
+
+
+def release_suspects(marker: Marker, seeds: list[int], cache: Path, tag: str, config: dict) -> Iterator[tuple[int, Path]]:
+    """(seed, checkpoint) of a 64 px smallcnn per seed, trained (15 epochs) on the demo set
+    (2400 phantoms at 128 px, rho 0.1) released with ``marker``; the release is embedded only
+    when a suspect is not cached yet."""
+    cache.mkdir(parents=True, exist_ok=True)
+    release = None
+    for seed in seeds:
+        f = cache / f"{tag}_{seed}.ckpt"
+        if not f.exists():
+            if release is None:
+                with tempfile.TemporaryDirectory() as tmp:
+                    res = embed_release(PhantomDataset(2400, size=128, seed=0), marker, TARGET, Path(tmp) / "e",
+                                        rho=0.1, seed=0)
+                    release = to_arrays(open_dataset(str(Path(tmp) / "e" / "release")), 64)
+                print(f"{tag}: {res.n_marked} marked, PSNR {res.psnr_mean:.2f} dB, SSIM {res.ssim_mean:.4f}",
+                      flush=True)
+            net = train_classifier(*release, CLASSES, TrainConfig(input_size=64, epochs=15, seed=seed)).model
+            save_checkpoint(f, net, kind="classifier", arch="smallcnn", arch_kwargs=net.arch_kwargs,
+                            classes=CLASSES, input_size=64, config={"seed": seed, **config})
+        yield seed, f
