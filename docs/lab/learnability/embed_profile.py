@@ -1,0 +1,50 @@
+"""Where does embedding time go at 512 px? (lab; repo root)
+
+Times ``embed_release`` on 24 phantom PNGs (16-bit, all of the target class, every image
+marked, as the benchmark's speed part) against the I/O floor (decode + encode the same files),
+twice after a warm-up, then profiles one more pass (cProfile, by own time). GEN: a generator
+checkpoint (default the shipped one; generator_width.py's base-8 one is /tmp/exp/gens/base8.pt);
+WORK: working size, "none" = native (default 128); SIZE: image side (default 512). One thread.
+
+    PYTHONPATH=. python docs/lab/learnability/embed_profile.py
+    GEN=/tmp/exp/gens/base8.pt WORK=none PYTHONPATH=. python docs/lab/learnability/embed_profile.py
+"""
+import cProfile
+import dataclasses
+import os
+import pstats
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.speed import _io_floor, write_phantom_folder
+from xmark_core.data.folder import FolderDataset
+from xmark_core.embed import embed_release
+from xmark_core.generator.model import load_marker
+
+torch.set_num_threads(1)
+work = os.environ.get("WORK", "128")
+size = int(os.environ.get("SIZE", 512))
+m = load_marker("models/surrogate.pt", os.environ.get("GEN", "models/generator.pt"), device="cpu")
+m = dataclasses.replace(m, work_size=None if work == "none" else int(work))
+n = 24
+with tempfile.TemporaryDirectory() as d:
+    tmp = Path(d)
+    ds = FolderDataset(write_phantom_folder(tmp / "src", n, size, 5, m.target, m.info["classes"]))
+    embed_release(ds, m, m.target, tmp / "warm", rho=1.0, seed=0)
+    for rep in range(2):
+        t = time.perf_counter()
+        _io_floor(list(ds.paths), tmp / f"io{rep}")
+        t_io = time.perf_counter() - t
+        t = time.perf_counter()
+        embed_release(ds, m, m.target, tmp / f"out{rep}", rho=1.0, seed=0)
+        t_embed = time.perf_counter() - t
+        print(f"{size} px, work {work}: I/O {t_io / n * 1000:.1f} ms/img, embed {t_embed / n * 1000:.1f} ms/img, "
+              f"ratio {t_embed / t_io:.2f}", flush=True)
+    prof = cProfile.Profile()
+    prof.enable()
+    embed_release(ds, m, m.target, tmp / "prof", rho=1.0, seed=0)
+    prof.disable()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(15)
