@@ -177,7 +177,7 @@ def preset(name: str, **overrides: Any) -> BenchSettings:
             arch_kwargs={"width": 4}, other_arch="resnet18", epochs=1, patience=1, batch_size=16,
             gen_images=32, gen_overrides={"epochs": 1, "base": 4, "depth": 2, "batch_size": 16},
             work_size=32, m=20, malicious_seeds=2, n_ind_models=2, n_ind_keys=2, resolution_factors=(0.5, 0.25),
-            ft_epochs=1, seq_repeats=3, speed_images=1, speed_native_max=256, static_steps=5,
+            ft_epochs=1, seq_repeats=3, speed_images=4, speed_native_max=256, static_steps=5,
             specificity=20.0,  # exercises the check (X-Mark) and its skip (baselines)
         )
     else:
