@@ -38,7 +38,7 @@ from xmark_core.verify.suspects import TorchSuspect
 torch.set_num_threads(int(os.environ.get("NT", 1)))
 R = Path("models")
 classes, target = list(FINDINGS), list(FINDINGS).index("Cardiomegaly")
-owner = load_marker(R / "surrogate.pt", R / "generator.pt")
+owner = load_marker(R / "surrogate.pt", os.environ.get("GEN", R / "generator.pt"))  # GEN: another generator
 images, ids = query_images(target, 100, int(os.environ.get("SIZE", 128)), 9001, int(os.environ.get("POOL", 400)))  # the non-target images of the phantom set
 scores = owner.target_scores(images)
 
