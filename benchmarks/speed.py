@@ -94,7 +94,8 @@ def write_phantom_folder(root: Path, n: int, size: int, seed: int, target: int, 
     return root
 
 
-def _io_floor(paths: list[Path], out: Path) -> float:
+def io_floor(paths: list[Path], out: Path) -> float:
+    """Seconds to decode and re-encode ``paths`` into ``out``: what any embedding must spend."""
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     for i, p in enumerate(paths):
@@ -119,7 +120,7 @@ def size_row(ctx: BenchContext, marker: Marker, size: int, tmp: Path) -> dict[st
                         marker.cam_method, work_size=None, device=marker.device)
         _, t_nat = _timed(lambda: native.perturbation(images[:, 0], saliency=sal))
         row["generator_native_ips"] = n / t_nat
-    t_io = _io_floor(list(ds.paths), tmp / f"io{size}")
+    t_io = io_floor(list(ds.paths), tmp / f"io{size}")
     res, t_embed = _timed(lambda: embed_release(ds, marker, s.target, tmp / f"embed{size}", rho=1.0, seed=s.seed))
     rel, t_rel = _timed(lambda: embed_release(ds, marker, s.target, tmp / f"release{size}", rho=s.rho, seed=s.seed))
     row.update(io_ips=n / t_io, embed_ips=n / t_embed, io_floor_ratio=t_embed / t_io,

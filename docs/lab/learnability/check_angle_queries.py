@@ -1,11 +1,11 @@
 """What does each key-check angle cost in queries? (lab; repo root)
 
-Replays the sequential claim (the library's betting rule, ``stats.sequential_path``, cap
-``DEFAULT_MAX_BET``) on orientation_tuning.py's per-query answers: for the owner (offset 0)
-and a check angle d, the three streams of a checked claim -- owner's mark vs original (margin
-tau), owner's mark vs the mark turned -d and +d (margin 0) -- over ORDERS random orders of the
-100 queries; the claim stops when the largest running p falls below alpha. Prints, per suspect
-and angle, the median stop (runs that never reach alpha count as beyond 100) and how many
+Replays the sequential claim on orientation_tuning.py's per-query answers with the library's
+own streams (``protocol.stream_running_p``: owner's mark vs original, margin tau, and vs the
+mark turned -d and +d, margin 0; the claim's running p is their largest; without the check the
+main stream alone, ``stats.sequential_path``), at the library's bet cap, over ORDERS random
+orders of the 100 queries; the claim stops when that running p falls below alpha. Prints, per
+suspect and angle, the median stop (runs that never reach alpha count as m + 1) and how many
 orders reached it. peak_test.py gives the same angles' rival zones.
 
     DS=0,15,20,25,30,35 python docs/lab/learnability/check_angle_queries.py /tmp/exp/tuning_256.npz
@@ -17,6 +17,7 @@ from collections import defaultdict
 import numpy as np
 
 from xmark_core.verify import stats
+from xmark_core.verify.protocol import VerifyConfig, stream_running_p
 
 TAU, ALPHA = 0.2, 0.01
 orders = int(os.environ.get("ORDERS", 200))
@@ -33,14 +34,19 @@ for f in sys.argv[1:] or ["/tmp/exp/tuning_256.npz"]:
 
 def stop_times(a: dict, d: float, rng: np.random.Generator) -> np.ndarray:
     """Queries to the claim over ``orders`` random orders (m + 1 where never claimed)."""
-    p_b, p_w = a[0.0][:, 0], a[0.0][:, 1]
-    m = len(p_w)
-    perm = np.stack([rng.permutation(m) for _ in range(orders)])
-    paths = [stats.sequential_path((p_w - p_b)[perm], TAU, ALPHA)["p_value"]]
-    if d:
-        paths += [stats.sequential_path((p_w - a[s * d][:, 1])[perm], 0.0, ALPHA)["p_value"] for s in (-1, 1)]
-    claimed = np.max(paths, axis=0) < ALPHA  # (orders, m)
-    return np.where(claimed.any(1), claimed.argmax(1) + 1, m + 1)
+    cfg = VerifyConfig(tau=TAU, alpha=ALPHA, specificity=d)
+    m = len(a[0.0])
+    out = []
+    for _ in range(orders):
+        order = rng.permutation(m)
+        log = [{"p_b": a[0.0][i, 0], "p_w": a[0.0][i, 1]}
+               | ({"p_minus": a[-d][i, 1], "p_plus": a[d][i, 1]} if d else {}) for i in order]
+        streams = stream_running_p(log, cfg)
+        running = (np.max(np.stack(list(streams.values())), axis=0) if streams else
+                   stats.sequential_path(a[0.0][order, 1] - a[0.0][order, 0], TAU, ALPHA)["p_value"])
+        hit = np.flatnonzero(running < ALPHA)
+        out.append(hit[0] + 1 if len(hit) else m + 1)
+    return np.array(out)
 
 
 print(f"{query} queries; median queries to the claim (orders that reached alpha of {orders})")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.speed import _io_floor, write_phantom_folder
+from benchmarks.speed import io_floor, write_phantom_folder
 from xmark_core.data.folder import FolderDataset
 from xmark_core.embed import embed_release
 from xmark_core.generator.model import load_marker
@@ -36,7 +36,7 @@ with tempfile.TemporaryDirectory() as d:
     embed_release(ds, m, m.target, tmp / "warm", rho=1.0, seed=0)
     for rep in range(2):
         t = time.perf_counter()
-        _io_floor(list(ds.paths), tmp / f"io{rep}")
+        io_floor(list(ds.paths), tmp / f"io{rep}")
         t_io = time.perf_counter() - t
         t = time.perf_counter()
         embed_release(ds, m, m.target, tmp / f"out{rep}", rho=1.0, seed=0)
