@@ -27,6 +27,7 @@ import torch
 from benchmarks import attacks, false_accusations, protocol, queries, report, resolution, speed
 from benchmarks.context import BenchContext, Log
 from benchmarks.settings import BASELINES, BenchSettings, preset
+from xmark_core.allocator import keep_large_blocks
 
 PARTS: dict[str, Callable[..., Any]] = {
     "resolution": resolution.run,
@@ -153,6 +154,7 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    keep_large_blocks()
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="reduced run (~10 min on 2 quiet cores)")
     p.add_argument("--preset", choices=("full", "demo", "quick", "micro"), default=None,

@@ -168,7 +168,7 @@ def preset(name: str, **overrides: Any) -> BenchSettings:
             preset="quick", n_images=1200, source_size=128, input_size=64, n_eval=400,
             arch_kwargs={"width": 8}, epochs=8, patience=3, gen_images=400, malicious_seeds=1,
             gen_overrides={"epochs": 4}, work_size=64, n_ind_models=3, n_ind_keys=3,
-            resolution_factors=(0.5, 0.25), ft_epochs=3, seq_repeats=9, speed_images=4,
+            resolution_factors=(0.5, 0.25), ft_epochs=3, seq_repeats=9, speed_images=16,
             speed_native_max=512, static_steps=100,
         )
     elif name == "micro":

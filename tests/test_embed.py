@@ -219,3 +219,13 @@ def test_bad_inputs(tmp_path, marker, phantom):
         embed_release(phantom, marker, TARGET, tmp_path, shard=(3, 3))
     with pytest.raises(DataError, match="target"):
         embed_release(phantom, marker, 9, tmp_path)
+
+
+def test_keep_large_blocks_applies_on_glibc():
+    import platform
+    import sys
+
+    from xmark_core.allocator import keep_large_blocks
+
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert keep_large_blocks() is glibc

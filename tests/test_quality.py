@@ -29,6 +29,23 @@ def test_ssim_equals_skimage(shape, sd):
     assert np.abs(smap - ref_map).max() < 2e-3  # float32 round-off of the local variances
 
 
+@pytest.mark.parametrize("shape", [(512, 512), (200, 75), (11, 40)])
+def test_ssim_of_a_local_change_computes_only_near_it(shape):
+    """ssim() computes the map only within a window radius of changed pixels (elsewhere it
+    is exactly 1): the mean must equal the full map's and skimage's."""
+    a, noisy = _pair(*shape, 0.01, seed=3)
+    b = a.copy()
+    h, w = shape
+    for y, x in [(0, 0), (h // 3, w // 2), (h - 1, w - 1), (h // 2, 3)]:  # borders included
+        b[y:y + 9, x:x + 13] = noisy[y:y + 9, x:x + 13]
+    ref, _ = _skimage(a, b)
+    full = float(ssim_map(a, b)[5:-5, 5:-5].mean(dtype=np.float64))
+    assert ssim(a, b) == pytest.approx(full, abs=1e-7)
+    assert ssim(a, b) == pytest.approx(ref, abs=1e-5)
+    assert ssim(a, b) < 1.0
+    assert ssim(a, a.copy()) == 1.0
+
+
 def test_ssim_scale_and_identity():
     a, b = _pair(64, 64, 0.01)
     assert ssim(a, a) == pytest.approx(1.0, abs=1e-6)

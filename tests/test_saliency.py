@@ -138,3 +138,17 @@ def test_cli_train_classifier_then_saliency(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["phantom-1-0.png", "phantom-1-1.png"]
     assert cv2.imread(files[0]).shape == (96, 96, 3)
     assert main(["saliency", "--model", str(tmp_path / "nope.pt"), "--data", "phantom:1", "--out", str(out)]) == 2
+
+
+def test_a_map_does_not_depend_on_the_batch():
+    """The shipped surrogate's convolutions round differently in a batch of one (oneDNN
+    picks other kernels); saliency_maps runs a lone image as two copies, so an image's map,
+    and the mark it gates, are the same bit for bit whatever batch it came in."""
+    from xmark_core.app_support.demo import default_models_dir
+    from xmark_core.nets.checkpoint import load_checkpoint
+
+    model = load_checkpoint(default_models_dir() / "surrogate.pt").model
+    x, _ = to_arrays(PhantomDataset(5, size=128, seed=4), 128)
+    together = saliency_maps(model, x, input_size=64)
+    alone = np.concatenate([saliency_maps(model, x[i:i + 1], input_size=64) for i in range(5)])
+    assert np.array_equal(together, alone)

@@ -264,28 +264,61 @@ def _copy_file(src: Path, dst: Path) -> str:
     return sha256_bytes(data)
 
 
-def _mark_one(ds: Any, it: _Item, marker: Any, dst: Path) -> dict[str, Any]:
-    """Mark one image, write it in its source format, read it back for quality and hash."""
-    from xmark_core.data.io import read_image, write_image
+MARK_BATCH_PIXELS = 16 * 512 * 512  # images of one shape marked per call, by total pixels
+PLAN_AHEAD = 64  # images planned at most before the marked ones among them are marked (an
+# in-memory dataset holds their pixels until then)
+
+
+@dataclass
+class _ToMark:
+    item: _Item
+    image: np.ndarray  # float32 (H, W) as decoded
+    like: Any  # the source file as loaded (its format and bit depth), or None
+
+
+def _load_for_marking(ds: Any, it: _Item) -> _ToMark:
+    from xmark_core.data.io import read_image
 
     rec = it.record if it.record is not None else ds[it.index]
     like = rec.meta.get("loaded")
     if like is None and it.source is not None:
         like = read_image(it.source)
-    image = np.asarray(rec.image, np.float32)
-    marked = marker.mark(image[None])[0]
-    if like is not None:
-        back = write_image(dst, marked, like=like)
+    return _ToMark(it, np.asarray(rec.image, np.float32), like)
+
+
+def _mark_all(marker: Any, todo: Sequence[_ToMark]) -> list[np.ndarray]:
+    """Marked copies of ``todo``'s images: those of one shape in batches of at most
+    :data:`MARK_BATCH_PIXELS` (the marker's per-image result does not depend on the batch)."""
+    out: list[np.ndarray | None] = [None] * len(todo)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for j, t in enumerate(todo):
+        by_shape.setdefault(t.image.shape, []).append(j)
+    for shape, idx in by_shape.items():
+        step = max(1, MARK_BATCH_PIXELS // int(np.prod(shape)))
+        for b in range(0, len(idx), step):
+            chunk = idx[b:b + step]
+            marked = marker.mark(np.stack([todo[j].image for j in chunk]))
+            for j, m in zip(chunk, marked):
+                out[j] = m
+    return out  # type: ignore[return-value]
+
+
+def _write_marked(t: _ToMark, marked: np.ndarray, dst: Path) -> dict[str, Any]:
+    """Write one marked image in its source format, read it back for quality and hash."""
+    from xmark_core.data.io import read_image, write_image
+
+    if t.like is not None:
+        back = write_image(dst, marked, like=t.like)
     else:
         back = write_image(dst, marked, bit_depth=16)  # rendered (phantom) images: 16-bit PNG
     if back is None:  # lossy or DICOM: measure what was really stored
         back = read_image(dst).image
-    if back.shape != image.shape:
-        raise XMarkError(f"{dst}: written image has shape {back.shape}, source {image.shape}")
+    if back.shape != t.image.shape:
+        raise XMarkError(f"{dst}: written image has shape {back.shape}, source {t.image.shape}")
     return {
         "sha256": sha256_file(dst),
-        "source_sha256": sha256_file(it.source) if it.source is not None else None,
-        "psnr": psnr(image, back), "ssim": ssim(image, back),
+        "source_sha256": sha256_file(t.item.source) if t.item.source is not None else None,
+        "psnr": psnr(t.image, back), "ssim": ssim(t.image, back),
     }
 
 
@@ -462,21 +495,24 @@ def embed_release(
     done = _read_journal(jpath)
     entries: list[dict[str, Any]] = []
     written = skipped = 0
-    with open(jpath, "a", encoding="utf-8") as journal:
-        for k, i in enumerate(mine):
-            it = _item(ds, kind, int(i), labels)
-            dst = release / it.rel
-            is_marked = int(i) in marked_set
-            old = done.get(it.rel)
-            if (old and old.get("marked") == is_marked and dst.is_file()
-                    and sha256_file(dst) == old["sha256"]):
+    # Images are planned ahead until a batch of them needs marking (or PLAN_AHEAD are
+    # planned), marked in batched forward passes, then written and journalled one by one
+    # in order.
+    batch = max(1, int(getattr(marker, "batch_size", 1) or 1))
+
+    def flush(plan: list[tuple[_Item, Path, bool, dict[str, Any] | None]]) -> None:
+        nonlocal written, skipped
+        todo = [_load_for_marking(ds, it) for it, _, is_marked, old in plan if is_marked and old is None]
+        marked_images = iter(zip(todo, _mark_all(marker, todo)))
+        for it, dst, is_marked, old in plan:
+            if old is not None:
                 entries.append(old)
                 skipped += 1
             else:
-                entry = {"index": int(i), "path": it.rel, "image_id": it.image_id,
+                entry = {"index": it.index, "path": it.rel, "image_id": it.image_id,
                          "label": it.label, "marked": is_marked}
                 if is_marked:
-                    entry.update(_mark_one(ds, it, marker, dst))
+                    entry.update(_write_marked(*next(marked_images), dst))
                 elif it.source is not None:
                     entry["sha256"] = _copy_file(it.source, dst)
                 else:
@@ -488,7 +524,25 @@ def embed_release(
                 entries.append(entry)
                 written += 1
             if progress:
-                progress(k + 1, len(mine))
+                progress(len(entries), len(mine))
+        plan.clear()
+
+    with open(jpath, "a", encoding="utf-8") as journal:
+        plan: list[tuple[_Item, Path, bool, dict[str, Any] | None]] = []
+        n_todo = 0
+        for i in mine:
+            it = _item(ds, kind, int(i), labels)
+            dst = release / it.rel
+            is_marked = int(i) in marked_set
+            old = done.get(it.rel)
+            keep = (old and old.get("marked") == is_marked and dst.is_file()
+                    and sha256_file(dst) == old["sha256"])
+            plan.append((it, dst, is_marked, old if keep else None))
+            n_todo += bool(is_marked and not keep)
+            if n_todo >= batch or len(plan) >= PLAN_AHEAD:
+                flush(plan)
+                n_todo = 0
+        flush(plan)
 
     shard_record = {
         "format": "xmark-shard", "version": FORMAT_VERSION, "shard": list(shard),

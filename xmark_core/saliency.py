@@ -84,9 +84,15 @@ def _targets(target: int | Sequence[int] | None, n: int) -> list[ClassifierOutpu
     return [ClassifierOutputTarget(int(t)) for t in target]
 
 
-def _minmax(m: np.ndarray) -> np.ndarray:
+def _clipped_minmax(m: np.ndarray) -> np.ndarray:
+    """``m`` clipped at 0, then scaled to [0, 1] (zeros if flat); in place when float32."""
+    m = np.clip(m, 0.0, None, out=m if m.dtype == np.float32 and m.flags.writeable else None)
+    m = m.astype(np.float32, copy=False)
     lo, hi = float(m.min()), float(m.max())
-    return ((m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)).astype(np.float32)
+    if hi <= lo:
+        return np.zeros_like(m)
+    np.subtract(m, np.float32(lo), out=m)
+    return np.divide(m, np.float32(hi - lo), out=m)
 
 
 def saliency_maps(
@@ -151,19 +157,29 @@ def saliency_maps(
                 xb = resize_batch(chunk, input_size) if input_size else chunk
                 shapes = [tuple(chunk.shape[-2:])] * len(chunk)
             bt = None if tgt is None else tgt[s : s + batch_size]
+            single = len(xb) == 1
+            if single:
+                # oneDNN convolves a batch of one with other kernels than larger batches
+                # (float round-off differs); a one-image batch is run as two copies so an
+                # image's map, and its mark, do not depend on how images were batched.
+                xb = torch.cat([xb, xb])
+                bt = None if bt is None else bt * 2
             if method == "eigencam":
                 with torch.no_grad():  # EigenCAM needs no backward pass
                     maps = cam(xb, targets=None)
             else:
                 with torch.enable_grad():
                     maps = cam(xb, targets=bt)
+            if single:
+                maps = maps[:1]
             for m, (h, w) in zip(maps, shapes):
                 if m.shape != (h, w):
                     m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
-                out.append(_minmax(np.clip(m, 0.0, None)))
+                out.append(_clipped_minmax(m))
     finally:
         cam.activations_and_grads.release()
-        model.train(was_training)
+        if was_training:  # the CAM put it in eval mode
+            model.train()
     if as_list:
         return out
     return np.stack(out) if out else np.zeros((0, *imgs.shape[-2:]), np.float32)

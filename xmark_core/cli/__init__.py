@@ -9,6 +9,7 @@ import json
 import sys
 from typing import Any
 
+from xmark_core.allocator import keep_large_blocks
 from xmark_core.errors import XMarkError
 
 # Modules that provide ``register(subparsers)``. A missing one is skipped so the CLI
@@ -44,6 +45,7 @@ def emit_json(obj: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_large_blocks()
     try:
         return int(args.func(args) or 0)
     except XMarkError as e:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -55,9 +57,11 @@ def resize_batch(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=hw, mode="bicubic", align_corners=False).clamp(0.0, 1.0)
 
 
+@functools.lru_cache(maxsize=64)
 def _area_matrix(n_in: int, n_out: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     # Exact box-overlap weights (OpenCV's INTER_AREA when shrinking); torch's "area" mode
-    # is adaptive pooling, which differs for non-integer factors.
+    # is adaptive pooling, which differs for non-integer factors. Cached: a release resizes
+    # every image between the same two sizes (read-only; used only in matrix products).
     edges = torch.arange(n_out + 1, dtype=torch.float64) * (n_in / n_out)
     lo, hi = edges[:-1, None], edges[1:, None]
     px = torch.arange(n_in, dtype=torch.float64)[None]

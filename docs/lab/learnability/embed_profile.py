@@ -4,7 +4,8 @@ Times ``embed_release`` on 24 phantom PNGs (16-bit, all of the target class, eve
 marked, as the benchmark's speed part) against the I/O floor (decode + encode the same files),
 twice after a warm-up, then profiles one more pass (cProfile, by own time). GEN: a generator
 checkpoint (default the shipped one; generator_width.py's base-8 one is /tmp/exp/gens/base8.pt);
-WORK: working size, "none" = native (default 128); SIZE: image side (default 512). One thread.
+WORK: working size, "none" = native (default 128); SIZE: image side (default 512); SORT / TOP:
+the profile's order ("tottime", "cumtime") and length (15). One thread.
 
     PYTHONPATH=. python docs/lab/learnability/embed_profile.py
     GEN=/tmp/exp/gens/base8.pt WORK=none PYTHONPATH=. python docs/lab/learnability/embed_profile.py
@@ -47,4 +48,4 @@ with tempfile.TemporaryDirectory() as d:
     prof.enable()
     embed_release(ds, m, m.target, tmp / "prof", rho=1.0, seed=0)
     prof.disable()
-    pstats.Stats(prof).sort_stats("tottime").print_stats(15)
+    pstats.Stats(prof).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", 15)))
