@@ -500,7 +500,7 @@ def embed_release(
     # in order.
     batch = max(1, int(getattr(marker, "batch_size", 1) or 1))
 
-    def flush(plan: list[tuple[_Item, Path, bool, dict[str, Any] | None]]) -> None:
+    def flush(plan: list[tuple[_Item, Path, bool, dict[str, Any] | None]], journal: Any) -> None:
         nonlocal written, skipped
         todo = [_load_for_marking(ds, it) for it, _, is_marked, old in plan if is_marked and old is None]
         marked_images = iter(zip(todo, _mark_all(marker, todo)))
@@ -540,9 +540,9 @@ def embed_release(
             plan.append((it, dst, is_marked, old if keep else None))
             n_todo += bool(is_marked and not keep)
             if n_todo >= batch or len(plan) >= PLAN_AHEAD:
-                flush(plan)
+                flush(plan, journal)
                 n_todo = 0
-        flush(plan)
+        flush(plan, journal)
 
     shard_record = {
         "format": "xmark-shard", "version": FORMAT_VERSION, "shard": list(shard),
