@@ -276,3 +276,21 @@ def test_checkpoint_round_trip(trained, tmp_path):
 
     with pytest.raises(CheckpointError, match="trained with surrogate"):
         load_marker(other, gen_path)
+
+
+def test_shipped_marks_do_not_depend_on_the_batch(monkeypatch):
+    """oneDNN picks its kernels by batch size (the shipped generator at 256 px rounds a
+    batch of 16 differently from one of 2); every pass of the marker has the same size, so a
+    release's bytes do not depend on how the embedder grouped its images."""
+    import xmark_core.generator.model as gm
+    from xmark_core.app_support.demo import default_models_dir
+
+    monkeypatch.setattr(gm, "GEN_BATCH_PIXELS", 16 * 256 * 256)
+    root = default_models_dir()
+    mk = load_marker(root / "surrogate.pt", root / "generator.pt", device="cpu")
+    mk.batch_size = 16
+    x, _ = to_arrays(PhantomDataset(16, size=256, seed=2), 256)
+    x = x[:, 0]
+    together = mk.mark(x)
+    for cut in (5, 1):
+        assert np.array_equal(together, np.concatenate([mk.mark(x[:cut]), mk.mark(x[cut:])]))

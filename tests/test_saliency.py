@@ -142,13 +142,17 @@ def test_cli_train_classifier_then_saliency(tmp_path, capsys):
 
 def test_a_map_does_not_depend_on_the_batch():
     """The shipped surrogate's convolutions round differently in a batch of one (oneDNN
-    picks other kernels); saliency_maps runs a lone image as two copies, so an image's map,
-    and the mark it gates, are the same bit for bit whatever batch it came in."""
+    picks its kernels by batch size); with fixed_batch every pass has batch_size images, so
+    an image's map, and the mark it gates, are the same bit for bit whatever batch it came in."""
     from xmark_core.app_support.demo import default_models_dir
     from xmark_core.nets.checkpoint import load_checkpoint
 
     model = load_checkpoint(default_models_dir() / "surrogate.pt").model
     x, _ = to_arrays(PhantomDataset(5, size=128, seed=4), 128)
-    together = saliency_maps(model, x, input_size=64)
-    alone = np.concatenate([saliency_maps(model, x[i:i + 1], input_size=64) for i in range(5)])
-    assert np.array_equal(together, alone)
+    def maps(chunks):
+        return np.concatenate([saliency_maps(model, x[a:b], input_size=64, batch_size=4, fixed_batch=True)
+                               for a, b in chunks])
+
+    together = maps([(0, 5)])
+    assert np.array_equal(together, maps([(i, i + 1) for i in range(5)]))
+    assert np.array_equal(together, maps([(0, 2), (2, 5)]))

@@ -265,8 +265,6 @@ def _copy_file(src: Path, dst: Path) -> str:
 
 
 MARK_BATCH_PIXELS = 16 * 512 * 512  # images of one shape marked per call, by total pixels
-PLAN_AHEAD = 64  # images planned at most before the marked ones among them are marked (an
-# in-memory dataset holds their pixels until then)
 
 
 @dataclass
@@ -495,54 +493,58 @@ def embed_release(
     done = _read_journal(jpath)
     entries: list[dict[str, Any]] = []
     written = skipped = 0
-    # Images are planned ahead until a batch of them needs marking (or PLAN_AHEAD are
-    # planned), marked in batched forward passes, then written and journalled one by one
-    # in order.
+    # Unmarked images are copied as they come; marked ones wait until a batch of them is
+    # due, then go through the nets together (the marker's result does not depend on the
+    # batch). Entries are put back in index order at the end.
     batch = max(1, int(getattr(marker, "batch_size", 1) or 1))
+    pending: list[tuple[_Item, Path]] = []
 
-    def flush(plan: list[tuple[_Item, Path, bool, dict[str, Any] | None]], journal: Any) -> None:
-        nonlocal written, skipped
-        todo = [_load_for_marking(ds, it) for it, _, is_marked, old in plan if is_marked and old is None]
-        marked_images = iter(zip(todo, _mark_all(marker, todo)))
-        for it, dst, is_marked, old in plan:
-            if old is not None:
+    def record(entry: dict[str, Any], journal: Any) -> None:
+        nonlocal written
+        _append(journal, entry)
+        entries.append(entry)
+        written += 1
+        if progress:
+            progress(len(entries), len(mine))
+
+    def new_entry(it: _Item, is_marked: bool) -> dict[str, Any]:
+        return {"index": it.index, "path": it.rel, "image_id": it.image_id, "label": it.label,
+                "marked": is_marked}
+
+    def mark_pending(journal: Any) -> None:
+        todo = [_load_for_marking(ds, it) for it, _ in pending]
+        for (it, dst), t, marked in zip(pending, todo, _mark_all(marker, todo)):
+            record({**new_entry(it, True), **_write_marked(t, marked, dst)}, journal)
+        pending.clear()
+
+    with open(jpath, "a", encoding="utf-8") as journal:
+        for i in mine:
+            it = _item(ds, kind, int(i), labels)
+            dst = release / it.rel
+            is_marked = int(i) in marked_set
+            old = done.get(it.rel)
+            if (old and old.get("marked") == is_marked and dst.is_file()
+                    and sha256_file(dst) == old["sha256"]):
                 entries.append(old)
                 skipped += 1
+                if progress:
+                    progress(len(entries), len(mine))
+            elif is_marked:
+                pending.append((it, dst))
+                if len(pending) >= batch:
+                    mark_pending(journal)
             else:
-                entry = {"index": it.index, "path": it.rel, "image_id": it.image_id,
-                         "label": it.label, "marked": is_marked}
-                if is_marked:
-                    entry.update(_write_marked(*next(marked_images), dst))
-                elif it.source is not None:
+                entry = new_entry(it, False)
+                if it.source is not None:
                     entry["sha256"] = _copy_file(it.source, dst)
                 else:
                     from xmark_core.data.io import write_image
 
                     write_image(dst, it.record.image, bit_depth=16)
                     entry["sha256"] = sha256_file(dst)
-                _append(journal, entry)
-                entries.append(entry)
-                written += 1
-            if progress:
-                progress(len(entries), len(mine))
-        plan.clear()
-
-    with open(jpath, "a", encoding="utf-8") as journal:
-        plan: list[tuple[_Item, Path, bool, dict[str, Any] | None]] = []
-        n_todo = 0
-        for i in mine:
-            it = _item(ds, kind, int(i), labels)
-            dst = release / it.rel
-            is_marked = int(i) in marked_set
-            old = done.get(it.rel)
-            keep = (old and old.get("marked") == is_marked and dst.is_file()
-                    and sha256_file(dst) == old["sha256"])
-            plan.append((it, dst, is_marked, old if keep else None))
-            n_todo += bool(is_marked and not keep)
-            if n_todo >= batch or len(plan) >= PLAN_AHEAD:
-                flush(plan, journal)
-                n_todo = 0
-        flush(plan, journal)
+                record(entry, journal)
+        mark_pending(journal)
+    entries.sort(key=lambda e: e["index"])
 
     shard_record = {
         "format": "xmark-shard", "version": FORMAT_VERSION, "shard": list(shard),

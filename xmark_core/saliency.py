@@ -103,6 +103,7 @@ def saliency_maps(
     input_size: int | None = None,
     batch_size: int = 32,
     target: int | Sequence[int] | None = None,
+    fixed_batch: bool = False,
 ) -> np.ndarray | list[np.ndarray]:
     """Saliency maps in [0, 1] at each image's own resolution.
 
@@ -119,6 +120,10 @@ def saliency_maps(
     batch_size : images per forward pass
     target : GradCAM class (one int, or one per image); default the predicted class.
         Ignored by EigenCAM.
+    fixed_batch : run every forward pass on exactly ``batch_size`` images (a short chunk is
+        padded with copies), so an image's map is the same bit for bit however many images
+        came with it: oneDNN picks its kernels by batch size, and their float round-off
+        differs. The marker uses this; its marks must not depend on the batching.
 
     Returns
     -------
@@ -157,21 +162,17 @@ def saliency_maps(
                 xb = resize_batch(chunk, input_size) if input_size else chunk
                 shapes = [tuple(chunk.shape[-2:])] * len(chunk)
             bt = None if tgt is None else tgt[s : s + batch_size]
-            single = len(xb) == 1
-            if single:
-                # oneDNN convolves a batch of one with other kernels than larger batches
-                # (float round-off differs); a one-image batch is run as two copies so an
-                # image's map, and its mark, do not depend on how images were batched.
-                xb = torch.cat([xb, xb])
-                bt = None if bt is None else bt * 2
+            n_chunk = len(xb)
+            if fixed_batch and n_chunk < batch_size:  # pad with copies of the first image
+                xb = torch.cat([xb, xb[:1].expand(batch_size - n_chunk, *xb.shape[1:])])
+                bt = None if bt is None else bt + bt[:1] * (batch_size - n_chunk)
             if method == "eigencam":
                 with torch.no_grad():  # EigenCAM needs no backward pass
                     maps = cam(xb, targets=None)
             else:
                 with torch.enable_grad():
                     maps = cam(xb, targets=bt)
-            if single:
-                maps = maps[:1]
+            maps = maps[:n_chunk]
             for m, (h, w) in zip(maps, shapes):
                 if m.shape != (h, w):
                     m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)

@@ -349,9 +349,12 @@ class Marker:
         Measured on the phantom (256 px source, 64 px suspects): 128 is learned as well as
         native, 64 less (README, Results: Speed).
     batch_size : images per forward pass (the generator's: also at most
-        :data:`GEN_BATCH_PIXELS` pixels). 8, not more: at 128 px the U-Net's widest
-        activation is 2 MB per image, and glibc serves blocks over 32 MB by a fresh mmap
-        whose page faults made batches of 16 ~25 % slower per image than batches of 8
+        :data:`GEN_BATCH_PIXELS` pixels). Every pass has exactly that many, a short one
+        padded with copies: oneDNN picks its kernels by batch size, and a mark must not
+        depend on which images it was batched with (a release's bytes, a sharded run's
+        commitment). 8, not more: at 128 px the U-Net's widest activation is 2 MB per image,
+        and glibc serves blocks over 32 MB by a fresh mmap whose page faults made batches of
+        16 ~25 % slower per image than batches of 8
     info : provenance (checkpoint hashes, training config) for owner records
     """
 
@@ -383,7 +386,7 @@ class Marker:
         batch = _as_batch(images)
         return saliency_maps(
             self.surrogate, batch[:, None], method=self.cam_method,
-            input_size=self.input_size, batch_size=self.batch_size,
+            input_size=self.input_size, batch_size=self.batch_size, fixed_batch=True,
         ).astype(np.float32)
 
     @torch.no_grad()
@@ -417,8 +420,9 @@ class Marker:
             x = torch.from_numpy(np.ascontiguousarray(batch[i:i + step, None])).to(self.device)
             s = torch.from_numpy(np.ascontiguousarray(sal[i:i + step, None])).to(self.device)
             n = len(x)
-            if step > 1 and n == 1:  # as in saliency_maps: a batch of one takes other kernels
-                x, s = torch.cat([x, x]), torch.cat([s, s])
+            if n < step:  # every pass the same size: see saliency_maps(fixed_batch=True)
+                x = torch.cat([x, x[:1].expand(step - n, *x.shape[1:])])
+                s = torch.cat([s, s[:1].expand(step - n, *s.shape[1:])])
             if big:
                 d = gen.eps * tiled_residual(gen, x, s, self.tile, self.overlap) * gen.gate(s)
             else:

@@ -11,6 +11,9 @@ with the defaults (boundary queries, the +/-25 degree check). Base 16 reference,
 defaults (attack_sample.log): dP 0.505, 0.785, 0.572, all claimed.
 
     BASE=8 SEEDS=1,11,12 PYTHONPATH=. python docs/lab/learnability/generator_width.py
+    BASE=8 AMP=0.9 SEEDS=1,11,12,13,14 PYTHONPATH=. python docs/lab/learnability/generator_width.py
+
+AMP: the carrier's share of the per-pixel budget (``carrier_amp``; default the library's 0.75).
 """
 import os
 import time
@@ -27,9 +30,12 @@ from xmark_core.verify.suspects import TorchSuspect
 torch.set_num_threads(int(os.environ.get("NT", 1)))
 base = int(os.environ.get("BASE", 8))
 seeds = [int(s) for s in os.environ.get("SEEDS", "1,11,12").split(",")]
+amp = os.environ.get("AMP")  # the carrier's share of the budget (library default 0.75)
+overrides = {"base": base, **({"carrier_amp": float(amp)} if amp else {})}
+tag = f"base{base}" + (f"_amp{amp}" if amp else "")
 t = time.time()
-marker = demo_generator(Path(f"/tmp/exp/gens/base{base}.pt"), base=base)
-print(f"base {base}: generator ready in {time.time() - t:.0f} s", flush=True)
+marker = demo_generator(Path(f"/tmp/exp/gens/{tag}.pt"), **overrides)
+print(f"{tag}: generator ready in {time.time() - t:.0f} s", flush=True)
 x = torch.rand(8, 1, 128, 128)
 with torch.inference_mode():
     marker.generator(x, x)
@@ -38,8 +44,8 @@ with torch.inference_mode():
 print(f"base {base}: {(time.perf_counter() - t) / 8 * 1000:.1f} ms per 128 px image (one thread)", flush=True)
 images, ids = query_images(TARGET, 100, 128, 9001, 400)
 scores = marker.target_scores(images)
-for seed, f in release_suspects(marker, seeds, Path("/tmp/exp/suspects_width"), f"base{base}", {"base": base}):
+for seed, f in release_suspects(marker, seeds, Path("/tmp/exp/suspects_width"), tag, overrides):
     sus = TorchSuspect(load_checkpoint(f).model.eval(), CLASSES, 64)
     r = run_verification(sus, marker, images, ids, TARGET, VerifyConfig(seed=9001), query_scores=scores)
-    print(f"base {base} seed {seed}: defaults dP {r.delta_p:.3f} p {r.p_value:.2g} WSR {r.wsr:.2f} "
+    print(f"{tag} seed {seed}: defaults dP {r.delta_p:.3f} p {r.p_value:.2g} WSR {r.wsr:.2f} "
           f"claimed {bool(r.decision)}", flush=True)
