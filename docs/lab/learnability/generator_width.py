@@ -13,7 +13,8 @@ defaults (attack_sample.log): dP 0.505, 0.785, 0.572, all claimed.
     BASE=8 SEEDS=1,11,12 PYTHONPATH=. python docs/lab/learnability/generator_width.py
     BASE=8 AMP=0.9 SEEDS=1,11,12,13,14 PYTHONPATH=. python docs/lab/learnability/generator_width.py
 
-AMP: the carrier's share of the per-pixel budget (``carrier_amp``; default the library's 0.75).
+AMP: the carrier's share of the per-pixel budget (``carrier_amp``; default the library's 0.75);
+EPS: the budget itself (``eps``; default 0.03).
 """
 import os
 import time
@@ -31,8 +32,9 @@ torch.set_num_threads(int(os.environ.get("NT", 1)))
 base = int(os.environ.get("BASE", 8))
 seeds = [int(s) for s in os.environ.get("SEEDS", "1,11,12").split(",")]
 amp = os.environ.get("AMP")  # the carrier's share of the budget (library default 0.75)
-overrides = {"base": base, **({"carrier_amp": float(amp)} if amp else {})}
-tag = f"base{base}" + (f"_amp{amp}" if amp else "")
+eps = os.environ.get("EPS")  # the per-pixel budget (library default 0.03)
+overrides = {"base": base, **({"carrier_amp": float(amp)} if amp else {}), **({"eps": float(eps)} if eps else {})}
+tag = f"base{base}" + (f"_amp{amp}" if amp else "") + (f"_eps{eps}" if eps else "")
 t = time.time()
 marker = demo_generator(Path(f"/tmp/exp/gens/{tag}.pt"), **overrides)
 print(f"{tag}: generator ready in {time.time() - t:.0f} s", flush=True)
