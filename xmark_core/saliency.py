@@ -15,7 +15,7 @@ from pytorch_grad_cam import EigenCAM, GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from xmark_core.nets.batch import as_batch, resize_batch
+from xmark_core.nets.batch import as_batch, pad_batch, resize_batch
 from xmark_core.nets.classifiers import default_cam_layer
 
 METHODS = ("eigencam", "gradcam")
@@ -163,8 +163,8 @@ def saliency_maps(
                 shapes = [tuple(chunk.shape[-2:])] * len(chunk)
             bt = None if tgt is None else tgt[s : s + batch_size]
             n_chunk = len(xb)
-            if fixed_batch and n_chunk < batch_size:  # pad with copies of the first image
-                xb = torch.cat([xb, xb[:1].expand(batch_size - n_chunk, *xb.shape[1:])])
+            if fixed_batch and n_chunk < batch_size:
+                xb = pad_batch(xb, batch_size)
                 bt = None if bt is None else bt + bt[:1] * (batch_size - n_chunk)
             if method == "eigencam":
                 with torch.no_grad():  # EigenCAM needs no backward pass

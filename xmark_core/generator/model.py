@@ -30,6 +30,7 @@ from torch import nn
 
 from xmark_core.device import get_device
 from xmark_core.errors import CheckpointError, DataError
+from xmark_core.nets.batch import pad_batch
 
 ARCHS = ("unet",)
 KEY_DIM = 16
@@ -420,9 +421,7 @@ class Marker:
             x = torch.from_numpy(np.ascontiguousarray(batch[i:i + step, None])).to(self.device)
             s = torch.from_numpy(np.ascontiguousarray(sal[i:i + step, None])).to(self.device)
             n = len(x)
-            if n < step:  # every pass the same size: see saliency_maps(fixed_batch=True)
-                x = torch.cat([x, x[:1].expand(step - n, *x.shape[1:])])
-                s = torch.cat([s, s[:1].expand(step - n, *s.shape[1:])])
+            x, s = pad_batch(x, step), pad_batch(s, step)  # every pass the same size
             if big:
                 d = gen.eps * tiled_residual(gen, x, s, self.tile, self.overlap) * gen.gate(s)
             else:

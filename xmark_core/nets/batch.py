@@ -31,6 +31,17 @@ def as_batch(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x.float()
 
 
+def pad_batch(x: torch.Tensor, n: int) -> torch.Tensor:
+    """``x`` (N, ...) with copies of its first item appended up to ``n`` items.
+
+    For passes of a fixed size: oneDNN picks its kernels by batch size, and their float
+    round-off differs, so an item's result is bit-identical only between passes of one size.
+    """
+    if len(x) >= n:
+        return x
+    return torch.cat([x, x[:1].expand(n - len(x), *x.shape[1:])])
+
+
 def resize_batch(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     """Resize a (N, C, H, W) batch; area averaging when shrinking, bicubic when growing.
 
