@@ -12,8 +12,9 @@ def keep_large_blocks(threshold: int = 1 << 30) -> bool:
 
     By default glibc maps every block over 32 MB afresh and unmaps it when freed, so each
     such tensor pays page faults on first touch; one activation of the generator on a
-    512 px image is 33 MB. Native marking at 512 px took 212 ms of generator time per
-    image, 168 ms with this (one thread). The price is a process that keeps its peak memory,
+    512 px image is 33 MB. Native embedding at 512 px took 224–228 ms per image, 190–192 ms
+    with this (one thread; docs/lab/learnability/embed_profile.py). The price is a process
+    that keeps its peak memory,
     so the command line and the benchmark call this at their start and the app does not.
 
     Returns

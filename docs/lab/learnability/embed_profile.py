@@ -1,14 +1,16 @@
 """Where does embedding time go at 512 px? (lab; repo root)
 
-Times ``embed_release`` on 24 phantom PNGs (16-bit, all of the target class, every image
+Times ``embed_release`` on N (default 24) phantom PNGs (16-bit, all of the target class, every image
 marked, as the benchmark's speed part) against the I/O floor (decode + encode the same files),
 twice after a warm-up, then profiles one more pass (cProfile, by own time). GEN: a generator
 checkpoint (default the shipped one; generator_width.py's base-8 one is /tmp/exp/gens/base8.pt);
 WORK: working size, "none" = native (default 128); SIZE: image side (default 512); SORT / TOP:
-the profile's order ("tottime", "cumtime") and length (15). One thread.
+the profile's order ("tottime", "cumtime") and length (15); KEEP=0: leave glibc's large-block
+default alone (the CLI and the benchmark apply ``keep_large_blocks``). One thread.
 
     PYTHONPATH=. python docs/lab/learnability/embed_profile.py
     GEN=/tmp/exp/gens/base8.pt WORK=none PYTHONPATH=. python docs/lab/learnability/embed_profile.py
+    KEEP=0 WORK=none N=8 PYTHONPATH=. python docs/lab/learnability/embed_profile.py
 """
 import cProfile
 import dataclasses
@@ -21,16 +23,19 @@ from pathlib import Path
 import torch
 
 from benchmarks.speed import io_floor, write_phantom_folder
+from xmark_core.allocator import keep_large_blocks
 from xmark_core.data.folder import FolderDataset
 from xmark_core.embed import embed_release
 from xmark_core.generator.model import load_marker
 
 torch.set_num_threads(1)
+if os.environ.get("KEEP", "1") != "0":
+    keep_large_blocks()
 work = os.environ.get("WORK", "128")
 size = int(os.environ.get("SIZE", 512))
 m = load_marker("models/surrogate.pt", os.environ.get("GEN", "models/generator.pt"), device="cpu")
 m = dataclasses.replace(m, work_size=None if work == "none" else int(work))
-n = 24
+n = int(os.environ.get("N", 24))
 with tempfile.TemporaryDirectory() as d:
     tmp = Path(d)
     ds = FolderDataset(write_phantom_folder(tmp / "src", n, size, 5, m.target, m.info["classes"]))
