@@ -353,9 +353,9 @@ class Marker:
         :data:`GEN_BATCH_PIXELS` pixels). Every pass has exactly that many, a short one
         padded with copies: oneDNN picks its kernels by batch size, and a mark must not
         depend on which images it was batched with (a release's bytes, a sharded run's
-        commitment). 8, not more: at 128 px the U-Net's widest activation is 2 MB per image,
-        and glibc serves blocks over 32 MB by a fresh mmap whose page faults made batches of
-        16 ~25 % slower per image than batches of 8
+        commitment). 8: a batch of 16 embeds no faster (32 ms per 512 px image at working
+        size 128 either way, docs/lab/learnability/embed_profile.py with BATCH), a batch of 4
+        ~3 % slower, and every short pass is padded up to this size
     info : provenance (checkpoint hashes, training config) for owner records
     """
 

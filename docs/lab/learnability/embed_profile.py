@@ -6,7 +6,8 @@ twice after a warm-up, then profiles one more pass (cProfile, by own time). GEN:
 checkpoint (default the shipped one; generator_width.py's base-8 one is /tmp/exp/gens/base8.pt);
 WORK: working size, "none" = native (default 128); SIZE: image side (default 512); SORT / TOP:
 the profile's order ("tottime", "cumtime") and length (15); KEEP=0: leave glibc's large-block
-default alone (the CLI and the benchmark apply ``keep_large_blocks``). One thread.
+default alone (the CLI and the benchmark apply ``keep_large_blocks``); BATCH: the marker's
+batch size (default 8). One thread.
 
     PYTHONPATH=. python docs/lab/learnability/embed_profile.py
     GEN=/tmp/exp/gens/base8.pt WORK=none PYTHONPATH=. python docs/lab/learnability/embed_profile.py
@@ -34,7 +35,8 @@ if os.environ.get("KEEP", "1") != "0":
 work = os.environ.get("WORK", "128")
 size = int(os.environ.get("SIZE", 512))
 m = load_marker("models/surrogate.pt", os.environ.get("GEN", "models/generator.pt"), device="cpu")
-m = dataclasses.replace(m, work_size=None if work == "none" else int(work))
+m = dataclasses.replace(m, work_size=None if work == "none" else int(work),
+                        batch_size=int(os.environ.get("BATCH", m.batch_size)))
 n = int(os.environ.get("N", 24))
 with tempfile.TemporaryDirectory() as d:
     tmp = Path(d)
