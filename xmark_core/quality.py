@@ -108,7 +108,7 @@ def ssim(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0) -> fl
     at each border), with OpenCV's separable Gaussian in float32, which is much faster;
     equal to skimage within 1e-5 (tested). Where the two images agree over a whole window
     the local SSIM is exactly 1, so only the blocks within a window radius of a changed
-    pixel are computed: a saliency-gated mark changes well under half of an image, and
+    pixel are computed: the saliency gate leaves much of a marked image untouched, and
     this is the embedder's per-image quality record.
 
     Parameters
