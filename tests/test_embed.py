@@ -220,12 +220,3 @@ def test_bad_inputs(tmp_path, marker, phantom):
     with pytest.raises(DataError, match="target"):
         embed_release(phantom, marker, 9, tmp_path)
 
-
-def test_keep_large_blocks_applies_on_glibc():
-    import platform
-    import sys
-
-    from xmark_core.allocator import keep_large_blocks
-
-    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
-    assert keep_large_blocks() is glibc

@@ -89,8 +89,9 @@ def test_marks_are_sample_specific_and_deterministic(trained):
     # phases may fall close by chance, but no two different images share their mark.
     assert np.mean(corr) < 0.6 and np.max(corr) < 0.99, (np.mean(corr), np.max(corr))
     assert np.array_equal(d, mk.perturbation(x))  # same image, same key: same mark
-    # Batch-independent bit for bit (a one-image batch is run as two: oneDNN takes other
-    # kernels for one), so a release's bytes do not depend on how the embedder batched them.
+    # Batch-independent bit for bit (every pass of the nets has the same size, short ones
+    # padded: oneDNN takes other kernels for other batch sizes), so a release's bytes do not
+    # depend on how the embedder batched them.
     assert np.array_equal(d[3], mk.perturbation(x[3])[0])
     assert np.array_equal(mk.mark(x[:5]), np.concatenate([mk.mark(x[:2]), mk.mark(x[2:3]), mk.mark(x[3:5])]))
 

@@ -499,13 +499,16 @@ def embed_release(
     batch = max(1, int(getattr(marker, "batch_size", 1) or 1))
     pending: list[tuple[_Item, Path]] = []
 
+    def tick() -> None:
+        if progress:
+            progress(len(entries), len(mine))
+
     def record(entry: dict[str, Any], journal: Any) -> None:
         nonlocal written
         _append(journal, entry)
         entries.append(entry)
         written += 1
-        if progress:
-            progress(len(entries), len(mine))
+        tick()
 
     def new_entry(it: _Item, is_marked: bool) -> dict[str, Any]:
         return {"index": it.index, "path": it.rel, "image_id": it.image_id, "label": it.label,
@@ -527,8 +530,7 @@ def embed_release(
                     and sha256_file(dst) == old["sha256"]):
                 entries.append(old)
                 skipped += 1
-                if progress:
-                    progress(len(entries), len(mine))
+                tick()
             elif is_marked:
                 pending.append((it, dst))
                 if len(pending) >= batch:

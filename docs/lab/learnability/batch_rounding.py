@@ -25,8 +25,9 @@ acts: list[torch.Tensor] = []
 default_cam_layer(mk.surrogate).register_forward_hook(lambda mod, i, o: acts.append(o.detach().clone()))
 
 
-def batched(fn, x: torch.Tensor, b: int) -> torch.Tensor:
-    return torch.cat([fn(x[i:i + b]) for i in range(0, len(x), b)])
+def batched(fn, b: int, *xs: torch.Tensor) -> torch.Tensor:
+    """``fn`` over ``xs`` in batches of ``b``, concatenated."""
+    return torch.cat([fn(*(x[i:i + b] for x in xs)) for i in range(0, len(xs[0]), b)])
 
 
 def quantised(images: np.ndarray, delta: torch.Tensor) -> np.ndarray:
@@ -47,8 +48,8 @@ for size in (128, 256):
     with torch.no_grad():
         ref_a, ref_d = cam_layer(small), mk.generator(x, s)
         for b in (1, 2, 8):
-            da = (batched(cam_layer, small, b) - ref_a).abs().max().item()
-            dd = torch.cat([mk.generator(x[i:i + b], s[i:i + b]) for i in range(0, 16, b)])
+            da = (batched(cam_layer, b, small) - ref_a).abs().max().item()
+            dd = batched(mk.generator, b, x, s)
             flips = float(np.mean(quantised(X[:, 0], dd) != quantised(X[:, 0], ref_d)))
             print(f"{size} px, batch {b:2d} vs 16: surrogate CAM layer {da:.1e}, generator {(dd - ref_d).abs().max().item():.1e}, "
                   f"16-bit values changed {flips:.4%}", flush=True)
