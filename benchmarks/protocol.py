@@ -136,7 +136,7 @@ def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
     if not np.isfinite(target_psnr):
         ctx.log(f"X-Mark's PSNR is {target_psnr}; baselines are scaled to {s.psnr_fallback} dB instead")
         target_psnr = s.psnr_fallback
-    for name in BASELINES:
+    for name in s.baselines:
         methods[name] = baseline_method(ctx, name, surrogate, target_psnr)
 
     reference = ctx.train(CLEAN)  # same seed as every Malicious suspect: a paired BA drop

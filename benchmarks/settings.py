@@ -54,6 +54,9 @@ class BenchSettings:
         (default: the library's); boundary queries are scored by the owner's surrogate
     specificity : the key-specificity check in degrees (VerifyConfig.specificity; X-Mark
         only: the baselines have no key carrier to turn)
+    baselines : which of :data:`BASELINES` run beside X-Mark (all by default; ``[]`` runs
+        X-Mark alone, e.g. to train more Malicious seeds in the time; the summary keeps every
+        baseline's key, its values null where skipped)
     malicious_seeds : Malicious suspects per method, trained on the same release with
         suspect seeds 0, 1, ...: whether a model learns a clean-label mark depends on its
         training run (measured: the demo's release was claimed for 2 of 6 seeds at query gain
@@ -106,6 +109,7 @@ class BenchSettings:
     query_gain: float = VerifyConfig.query_gain
     queries: str = VerifyConfig.queries
     specificity: float = VerifyConfig.specificity
+    baselines: tuple[str, ...] = BASELINES
     malicious_seeds: int = 3
     n_ind_models: int = 10
     n_ind_keys: int = 10
@@ -185,4 +189,8 @@ def preset(name: str, **overrides: Any) -> BenchSettings:
     unknown = set(overrides) - {f.name for f in dataclasses.fields(BenchSettings)}
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)}")
-    return dataclasses.replace(s, **overrides)
+    s = dataclasses.replace(s, **overrides)
+    bad = set(s.baselines) - set(BASELINES)
+    if bad:
+        raise ValueError(f"unknown baselines {sorted(bad)}; choose from {list(BASELINES)} ([] for none)")
+    return s

@@ -188,3 +188,17 @@ def test_median_queries_counts_unreached_runs_as_infinite():
     assert median_needed([10, 20, None]) == 20
     assert median_needed([10, None, None]) is None
     assert median_needed([]) is None
+
+
+def test_baselines_setting_runs_x_mark_alone_and_keeps_the_summary_shape(tmp_path):
+    torch.set_num_threads(1)
+    settings = preset("micro", baselines=[], malicious_seeds=1)
+    summary, problems = run_benchmark(settings, tmp_path, ["protocol"], Log(quiet=True))
+    assert problems == []
+    assert set(summary["baselines"]) == set(BASELINES)
+    assert all(b["malicious"]["p"] is None and b["psnr"] is None for b in summary["baselines"].values())
+    assert summary["xmark"]["malicious"]["p"] is not None
+    proto = json.loads((tmp_path / "details" / "protocol.json").read_text())
+    assert set(proto["results"]) == {"surrogate", "clean_reference", "xmark"}
+    with pytest.raises(ValueError, match="unknown baselines"):
+        preset("micro", baselines=["patch"])
