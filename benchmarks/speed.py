@@ -21,6 +21,13 @@ only comparable with the load they were taken under. An embedding's per-call cos
 both nets' weights for the owner record, the manifest) are spread over ``speed_images``
 images: at 512 px they add ~5 ms per image over 4 images and ~1 ms over 16 (``--quick``
 times 16).
+
+Timings are of the steady state that a release of thousands of images runs in. Before it
+times anything, each size embeds one batch of other images (``marker.batch_size``) and
+decodes and encodes them once. A new image size pays once for what is built per shape:
+oneDNN's kernels, the resize matrices and first-touched buffers. That first embedding's
+seconds are recorded as ``warmup_s``; ``docs/lab/learnability/embed_profile.py`` prints the
+same cold run beside the warm ones.
 """
 
 from __future__ import annotations
@@ -113,14 +120,19 @@ def size_row(ctx: BenchContext, marker: Marker, size: int, tmp: Path) -> dict[st
     n = s.speed_images
     folder = write_phantom_folder(tmp / f"src{size}", n, size, s.seed + 3, s.target, s.classes)
     ds = FolderDataset(folder)
+    warm = FolderDataset(write_phantom_folder(tmp / f"warm{size}", marker.batch_size, size, s.seed + 4,
+                                              s.target, s.classes))
+    io_floor(list(warm.paths), tmp / f"warm_io{size}")
+    _, t_warm = _timed(lambda: embed_release(warm, marker, s.target, tmp / f"warm_out{size}", rho=1.0, seed=s.seed))
     images = np.stack([ds[i].image for i in range(n)])[:, None]
     sal, t_cam = _timed(lambda: saliency_maps(marker.surrogate, images, input_size=marker.input_size))
     _, t_gen = _timed(lambda: marker.perturbation(images[:, 0], saliency=sal))
     row: dict[str, Any] = {"n": n, "eigencam_ips": n / t_cam, "generator_ips": n / t_gen,
-                           "work_size": marker.work_size}
+                           "work_size": marker.work_size, "warmup_s": t_warm}
     if size <= s.speed_native_max and marker.work_size is not None and size > marker.work_size:
         native = Marker(marker.surrogate, marker.generator, marker.input_size, marker.target,
                         marker.cam_method, work_size=None, device=marker.device)
+        native.perturbation(images[:1, 0], saliency=sal[:1])  # warm-up at this shape
         _, t_nat = _timed(lambda: native.perturbation(images[:, 0], saliency=sal))
         row["generator_native_ips"] = n / t_nat
     t_io = io_floor(list(ds.paths), tmp / f"io{size}")

@@ -236,7 +236,11 @@ def test_work_size_marks_large_images_at_low_resolution(trained):
     m = Marker(mk.surrogate, mk.generator, SIZE, work_size=64, device=torch.device("cpu"))
     d = m.perturbation(big)[0]
     assert d.shape == (256, 256) and np.abs(d).max() <= mk.generator.eps + 1e-6
+    # The image and its saliency both at the working size, the mark upsampled: exactly the
+    # small image's own mark, stretched (a full-size saliency map shrunk would differ).
     small = mk.perturbation(cv2.resize(big, (64, 64), interpolation=cv2.INTER_AREA))[0]
+    up = cv2.resize(small, (256, 256), interpolation=cv2.INTER_CUBIC)
+    assert np.array_equal(d, np.clip(up, -mk.generator.eps, mk.generator.eps))
     back = cv2.resize(d, (64, 64), interpolation=cv2.INTER_AREA)
     assert _corr(back, small) > 0.9
 

@@ -326,7 +326,7 @@ def _as_batch(images: np.ndarray) -> np.ndarray:
 def _resize_stack(a: np.ndarray, hw: tuple[int, int], cubic: bool = False) -> np.ndarray:
     """Resize (N, H, W) float arrays: area when shrinking, bicubic when asked (upsampling)."""
     interp = cv2.INTER_CUBIC if cubic else cv2.INTER_AREA
-    return np.stack([cv2.resize(m, (hw[1], hw[0]), interpolation=interp) for m in a]).astype(np.float32)
+    return np.stack([cv2.resize(m, (hw[1], hw[0]), interpolation=interp) for m in a]).astype(np.float32, copy=False)
 
 
 GEN_BATCH_PIXELS = 8 * 128 * 128
@@ -344,8 +344,8 @@ class Marker:
     target : target class index the generator was trained for
     cam_method : ``"eigencam"`` (design default) or ``"gradcam"``
     tile, overlap : images with a side above ``tile`` are processed in blended tiles
-    work_size : if set, images whose longer side exceeds it are marked at that size and
-        the perturbation is upsampled (bicubic) to the image: a mark whose scale is
+    work_size : if set, images whose longer side exceeds it are marked at that size (their
+        saliency computed there too) and the perturbation is upsampled (bicubic) to the image: a mark whose scale is
         relative to the anatomy, and constant cost per image. ``None``: native resolution.
         Measured on the phantom (256 px source, 64 px suspects): 128 is learned as well as
         native, 64 less (README, Results: Speed).
@@ -382,33 +382,41 @@ class Marker:
 
     def saliency(self, images: np.ndarray) -> np.ndarray:
         """Saliency maps (N, H, W) in [0, 1] at the images' own resolution."""
+        return self._saliency(_as_batch(images))
+
+    def _saliency(self, batch: np.ndarray) -> np.ndarray:
         from xmark_core.saliency import saliency_maps
 
-        batch = _as_batch(images)
         return saliency_maps(
             self.surrogate, batch[:, None], method=self.cam_method,
             input_size=self.input_size, batch_size=self.batch_size, fixed_batch=True,
-        ).astype(np.float32)
+        ).astype(np.float32, copy=False)
 
-    @torch.no_grad()
     def perturbation(self, images: np.ndarray, saliency: np.ndarray | None = None) -> np.ndarray:
         """Perturbations ``delta`` (N, H, W) before clipping; deterministic for given weights.
 
         Parameters
         ----------
         images : (N, H, W) or (H, W) float in [0, 1], any size (all images of one call share it)
-        saliency : optional precomputed maps of the same shape (else computed here)
+        saliency : optional precomputed maps of the same shape (else computed here, at the
+            working size when ``work_size`` applies)
         """
-        batch = _as_batch(images)
-        sal = self.saliency(batch) if saliency is None else _as_batch(saliency)
+        return self._perturbation(_as_batch(images), None if saliency is None else _as_batch(saliency))
+
+    @torch.no_grad()
+    def _perturbation(self, batch: np.ndarray, sal: np.ndarray | None) -> np.ndarray:
+        """:meth:`perturbation` of checked (N, H, W) float32 arrays (a new array)."""
         h, w = batch.shape[1:]
         if self.work_size and max(h, w) > self.work_size:
             f = self.work_size / max(h, w)
             hw = (max(1, round(h * f)), max(1, round(w * f)))
-            small = self._perturb(_resize_stack(batch, hw), _resize_stack(sal, hw))
-            up = _resize_stack(small, (h, w), cubic=True)
-            return np.clip(up, -self.generator.eps, self.generator.eps)
-        return self._perturb(batch, sal)
+            small = _resize_stack(batch, hw)
+            # Saliency straight at the working size: the surrogate sees the same 64 px input
+            # either way, and a full-size map would only be shrunk again.
+            small_sal = self._saliency(small) if sal is None else _resize_stack(sal, hw)
+            up = _resize_stack(self._perturb(small, small_sal), (h, w), cubic=True)
+            return np.clip(up, -self.generator.eps, self.generator.eps, out=up)
+        return self._perturb(batch, self._saliency(batch) if sal is None else sal)
 
     def _perturb(self, batch: np.ndarray, sal: np.ndarray) -> np.ndarray:
         gen = self.generator
@@ -450,8 +458,9 @@ class Marker:
     def mark(self, images: np.ndarray, saliency: np.ndarray | None = None) -> np.ndarray:
         """Watermarked images ``clip(x + delta, 0, 1)``, same shape as the input batch."""
         batch = _as_batch(images)
-        marked = np.clip(batch + self.perturbation(batch, saliency), 0.0, 1.0)
-        return marked.reshape(np.shape(images)).astype(np.float32)
+        marked = self._perturbation(batch, None if saliency is None else _as_batch(saliency))
+        marked += batch
+        return np.clip(marked, 0.0, 1.0, out=marked).reshape(np.shape(images))
 
     def target_scores(self, images: Any, target: int | None = None, batch_size: int = 64) -> np.ndarray:
         """The surrogate's probability of the target class for each image (the embedder's

@@ -1,13 +1,14 @@
 """Where does embedding time go at 512 px? (lab; repo root)
 
-Times ``embed_release`` on N (default 24) phantom PNGs (16-bit, all of the target class, every image
-marked, as the benchmark's speed part) against the I/O floor (decode + encode the same files),
-twice after a warm-up, then profiles one more pass (cProfile, by own time). GEN: a generator
-checkpoint (default the shipped one; generator_width.py's base-8 one is /tmp/exp/gens/base8.pt);
-WORK: working size, "none" = native (default 128); SIZE: image side (default 512); SORT / TOP:
-the profile's order ("tottime", "cumtime") and length (15); KEEP=0: leave glibc's large-block
-default alone (the CLI and the benchmark apply ``keep_large_blocks``); BATCH: the marker's
-batch size (default 8). One thread.
+Times ``embed_release`` on N (default 24) phantom PNGs (16-bit, all of the target class, every
+image marked, as the benchmark's speed part) against the I/O floor (decode + encode the same
+files): once cold (the first run at this size in the process), twice warm, then profiles one
+more pass (cProfile, by own time). GEN: a generator checkpoint (default the shipped one;
+generator_width.py's base-8 one is /tmp/exp/gens/base8.pt); WORK: working size, "none" =
+native (default 128); SIZE: image side (default 512); SORT / TOP: the profile's order
+("tottime", "cumtime") and length (15); KEEP=0: leave glibc's large-block default alone (the
+CLI and the benchmark apply ``keep_large_blocks``); BATCH: the marker's batch size (default 8).
+One thread.
 
     PYTHONPATH=. python docs/lab/learnability/embed_profile.py
     GEN=/tmp/exp/gens/base8.pt WORK=none PYTHONPATH=. python docs/lab/learnability/embed_profile.py
@@ -41,7 +42,14 @@ n = int(os.environ.get("N", 24))
 with tempfile.TemporaryDirectory() as d:
     tmp = Path(d)
     ds = FolderDataset(write_phantom_folder(tmp / "src", n, size, 5, m.target, m.info["classes"]))
+    t = time.perf_counter()
+    io_floor(list(ds.paths), tmp / "io_cold")
+    t_io = time.perf_counter() - t
+    t = time.perf_counter()
     embed_release(ds, m, m.target, tmp / "warm", rho=1.0, seed=0)
+    t_embed = time.perf_counter() - t
+    print(f"{size} px, work {work}, cold (first run in this process): I/O {t_io / n * 1000:.1f} ms/img, "
+          f"embed {t_embed / n * 1000:.1f} ms/img, ratio {t_embed / t_io:.2f}", flush=True)
     for rep in range(2):
         t = time.perf_counter()
         io_floor(list(ds.paths), tmp / f"io{rep}")
