@@ -295,15 +295,16 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
         lines += ["", f"**Speed** (torch threads {spd.get('torch_threads')}, load average before "
                       f"{_f((spd.get('loadavg_before') or [None])[0], '.1f')})", "",
                   "| size | EigenCAM img/s | generator img/s | generator native img/s | embed img/s "
-                  "| I/O floor img/s | embed / I/O time | release (ρ) / I/O time |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| I/O floor img/s | embed / I/O time | release (ρ) / I/O time | first run s |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for k, r in (spd.get("sizes") or {}).items():
             lines.append(f"| {k} px | {_f(r['eigencam_ips'], '.1f')} | {_f(r['generator_ips'], '.1f')} | "
                          f"{_f(r.get('generator_native_ips'), '.1f')} | {_f(r['embed_ips'], '.2f')} | "
                          f"{_f(r['io_ips'], '.1f')} | {_f(r['io_floor_ratio'], '.2f')}× | "
-                         f"{_f(r.get('release_io_ratio'), '.2f')}× |")
+                         f"{_f(r.get('release_io_ratio'), '.2f')}× | {_f(r.get('warmup_s'), '.2f')} |")
         lines += ["", "Embed marks every image (the worst case); release marks the run's ρ of them, as "
-                      "`xmark embed` does, and scores all with the surrogate."]
+                      "`xmark embed` does, and scores all with the surrogate. Both are timed warm; "
+                      "first run: the untimed warm-up embedding of one batch at that size."]
         lines += ["", f"Verification: {_f(spd.get('verify_s_per_100'), '.2f')} s per 100 queries in-process, "
                       f"{_f(spd.get('verify_http_s_per_100'), '.2f')} s over HTTP."]
     if "stealthmark" in summary:

@@ -86,7 +86,8 @@ def test_micro_run_details_carry_commit_and_settings(micro):
     for r in rows:  # the release-like pass marks rho of the images, the worst case all of them
         assert r["embed_marked"] == r["n"] and r["release_marked"] == n_marked(r["n"], settings.rho)
         assert r["release_marked"] < r["n"] and r["release_io_ratio"] > 0
-    assert "| release (ρ) / I/O time |" in (out / "table.md").read_text()
+        assert 0 < r["warmup_s"] < 60  # each size is warmed up before it is timed
+    assert "| release (ρ) / I/O time | first run s |" in (out / "table.md").read_text()
     assert run["settings"]["query_gain"] == settings.query_gain == 2.0
     assert (f"query gain {settings.query_gain}, boundary queries, key-specificity check ±20° (X-Mark)"
             in (out / "table.md").read_text())
