@@ -345,10 +345,10 @@ class Marker:
     cam_method : ``"eigencam"`` (design default) or ``"gradcam"``
     tile, overlap : images with a side above ``tile`` are processed in blended tiles
     work_size : if set, images whose longer side exceeds it are marked at that size (their
-        saliency computed there too) and the perturbation is upsampled (bicubic) to the image: a mark whose scale is
-        relative to the anatomy, and constant cost per image. ``None``: native resolution.
-        Measured on the phantom (256 px source, 64 px suspects): 128 is learned as well as
-        native, 64 less (README, Results: Speed).
+        saliency computed there too) and the perturbation is upsampled (bicubic) to the
+        image: a mark whose scale is relative to the anatomy, and constant cost per image.
+        ``None``: native resolution. Measured on the phantom (256 px source, 64 px
+        suspects): 128 is learned as well as native, 64 less (README, Results: Speed).
     batch_size : images per forward pass (the generator's: also at most
         :data:`GEN_BATCH_PIXELS` pixels). Every pass has exactly that many, a short one
         padded with copies: oneDNN picks its kernels by batch size, and a mark must not
