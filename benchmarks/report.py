@@ -66,6 +66,16 @@ def method_summary(proto: dict[str, Any] | None, fa: dict[str, Any] | None) -> d
     }
 
 
+def claim_share_ci(claimed: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) confidence interval of the share of suspects claimed: with a
+    handful of training seeds, "2 of 3" is compatible with almost any rate, and the table
+    says so."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(claimed, n).proportion_ci(confidence_level=level, method="exact")
+    return float(ci.low), float(ci.high)
+
+
 def build_summary(commit: str, quick: bool, parts: dict[str, Any], baselines: tuple[str, ...]) -> dict[str, Any]:
     """``summary.json`` in the issue's shape from the parts' results (missing parts -> null).
 
@@ -230,7 +240,8 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
     ]
     res = parts.get("resolution") or {}
     rows = [("X-Mark", summary["xmark"], res.get("xmark") or {})]
-    rows += [(b, d, res.get(b) or {}) for b, d in summary["baselines"].items()]
+    ran = parts.get("protocol") or {}
+    rows += [(b, d, res.get(b) or {}) for b, d in summary["baselines"].items() if b in ran]  # `baselines` setting
     for name, d, r in rows:
         mal, im, it = d["malicious"], d["ind_m"], d["ind_t"]
         lines.append(
@@ -244,9 +255,11 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
     seeds = {k: v["malicious_seeds"] for k, v in proto.items() if isinstance(v, dict) and "malicious_seeds" in v}
     if any(v["n"] > 1 for v in seeds.values()):
         lines += ["", "**Malicious suspects over training seeds** (same release; claimed = p < α)", "",
-                  "| method | claimed | ΔP per seed | p per seed |", "|---|---|---|---|"]
+                  "| method | claimed | 95 % CI of the share | ΔP per seed | p per seed |", "|---|---|---|---|---|"]
         for k, v in seeds.items():
-            lines.append(f"| {k} | {round(v['share_p_below_alpha'] * v['n'])} of {v['n']} | "
+            k_claimed = round(v["share_p_below_alpha"] * v["n"])
+            lo, hi = claim_share_ci(k_claimed, v["n"])
+            lines.append(f"| {k} | {k_claimed} of {v['n']} | {100 * lo:.0f}–{100 * hi:.0f} % | "
                          f"{', '.join(_f(d) for d in v['delta_p'])} | {', '.join(_p(q) for q in v['p'])} |")
 
     xr = res.get("xmark") or {}

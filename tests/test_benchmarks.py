@@ -147,7 +147,20 @@ def test_micro_run_reports_malicious_suspects_over_seeds(micro):
         assert block["p"][0] == pytest.approx(proto[name]["malicious"]["p"])  # the first is the main suspect
         assert block["delta_p"][0] == pytest.approx(proto[name]["malicious"]["delta_p"])
         assert 0 <= block["share_p_below_alpha"] <= 1
-    assert "**Malicious suspects over training seeds**" in (out / "table.md").read_text()
+    table = (out / "table.md").read_text()
+    assert "**Malicious suspects over training seeds**" in table
+    k = round(proto["xmark"]["malicious_seeds"]["share_p_below_alpha"] * 2)
+    lo, hi = report.claim_share_ci(k, 2)
+    assert f"| xmark | {k} of 2 | {100 * lo:.0f}–{100 * hi:.0f} % |" in table
+
+
+def test_claim_share_ci_is_the_exact_binomial_interval():
+    # Clopper-Pearson: 6 of 10 -> [0.262, 0.878]; 0 of 10 -> [0, 1 - 0.025 ** 0.1]; n of n mirrors it.
+    assert report.claim_share_ci(6, 10) == pytest.approx((0.2624, 0.8784), abs=1e-4)
+    assert report.claim_share_ci(0, 10) == pytest.approx((0.0, 1 - 0.025 ** 0.1), abs=1e-9)
+    assert report.claim_share_ci(10, 10) == pytest.approx((0.025 ** 0.1, 1.0), abs=1e-9)
+    lo, hi = report.claim_share_ci(1, 3)
+    assert lo < 0.01 and hi > 0.9  # three seeds say almost nothing
 
 
 def test_micro_run_attacks_and_sequential_cover_every_malicious_suspect(micro):
@@ -201,5 +214,7 @@ def test_baselines_setting_runs_x_mark_alone_and_keeps_the_summary_shape(tmp_pat
     assert summary["xmark"]["malicious"]["p"] is not None
     proto = json.loads((tmp_path / "details" / "protocol.json").read_text())
     assert set(proto["results"]) == {"surrogate", "clean_reference", "xmark"}
+    table = (tmp_path / "table.md").read_text()
+    assert "| X-Mark |" in table and not any(f"| {b} |" in table for b in BASELINES)
     with pytest.raises(ValueError, match="unknown baselines"):
         preset("micro", baselines=["patch"])
