@@ -25,6 +25,7 @@ from xmark_core.embed import select_marked
 from xmark_core.nets.train import TrainConfig, predict_proba, train_classifier
 from xmark_core.quality import psnr, ssim
 from xmark_core.verify.protocol import (
+    SIDES,
     MarkerLike,
     VerificationResult,
     VerifyConfig,
@@ -133,10 +134,16 @@ class Trained:
 
 
 def brief(r: VerificationResult) -> dict[str, Any]:
-    """The numbers of a verification that the results files keep."""
+    """The numbers of a verification that the results files keep. With the key-specificity
+    check, ``p`` is the largest of three tests; ``p_ownership`` is the owner's mark against the
+    original alone and ``p_turned`` each turned mark's test, so a table can say which one
+    withheld a claim."""
+    spec = r.details.get("specificity") or {}
     return {"wsr": r.wsr, "delta_p": r.delta_p, "p": r.p_value, "decision": r.decision,
             "p_sequential": r.supporting.get("sequential"), "p_label": r.supporting.get("label"),
-            "clean_target_rate": r.clean_target_rate, "n_queries": r.n_queries}
+            "clean_target_rate": r.clean_target_rate, "n_queries": r.n_queries,
+            "p_ownership": (spec.get("main") or {}).get("p_value", r.p_value),
+            "p_turned": {side: spec[side]["p_value"] for side in SIDES if side in spec}}
 
 
 @dataclass
@@ -287,4 +294,5 @@ def summarize(rows: Sequence[dict[str, Any]], alpha: float) -> dict[str, Any]:
     d = [float(r["delta_p"]) for r in rows]
     return {"n": len(rows), "min_p": min(p) if p else None, "max_delta_p": max(d) if d else None,
             "share_p_below_alpha": float(np.mean(np.array(p) < alpha)) if p else None,
-            "p": p, "delta_p": d, "wsr": [float(r["wsr"]) for r in rows]}
+            "p": p, "delta_p": d, "wsr": [float(r["wsr"]) for r in rows],
+            "p_ownership": [r.get("p_ownership") for r in rows]}

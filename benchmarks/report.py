@@ -255,12 +255,17 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
     seeds = {k: v["malicious_seeds"] for k, v in proto.items() if isinstance(v, dict) and "malicious_seeds" in v}
     if any(v["n"] > 1 for v in seeds.values()):
         lines += ["", "**Malicious suspects over training seeds** (same release; claimed = p < α)", "",
-                  "| method | claimed | 95 % CI of the share | ΔP per seed | p per seed |", "|---|---|---|---|---|"]
+                  "| method | claimed | 95 % CI of the share | ΔP per seed | p per seed | ownership test alone |",
+                  "|---|---|---|---|---|---|"]
         for k, v in seeds.items():
             k_claimed = round(v["share_p_below_alpha"] * v["n"])
             lo, hi = claim_share_ci(k_claimed, v["n"])
+            own = v.get("p_ownership") or []  # absent in results written before 2026-12-05 (VI)
             lines.append(f"| {k} | {k_claimed} of {v['n']} | {100 * lo:.0f}–{100 * hi:.0f} % | "
-                         f"{', '.join(_f(d) for d in v['delta_p'])} | {', '.join(_p(q) for q in v['p'])} |")
+                         f"{', '.join(_f(d) for d in v['delta_p'])} | {', '.join(_p(q) for q in v['p'])} | "
+                         f"{', '.join(_p(q) for q in own) or '–'} |")
+        lines += ["", "p is the largest of the ownership test and, with the key-specificity check, the "
+                      "tests of the owner's mark against each turned one."]
 
     xr = res.get("xmark") or {}
     if xr:

@@ -152,6 +152,14 @@ def test_micro_run_reports_malicious_suspects_over_seeds(micro):
     k = round(proto["xmark"]["malicious_seeds"]["share_p_below_alpha"] * 2)
     lo, hi = report.claim_share_ci(k, 2)
     assert f"| xmark | {k} of 2 | {100 * lo:.0f}–{100 * hi:.0f} % |" in table
+    # p is the largest of the ownership test and the key check's (micro: the check at ±20°)
+    own = proto["xmark"]["malicious_seeds"]["p_ownership"]
+    assert len(own) == 2 and all(o <= p for o, p in zip(own, proto["xmark"]["malicious_seeds"]["p"]))
+    assert set(proto["xmark"]["malicious"]["p_turned"]) == {"minus", "plus"}
+    assert proto["xmark"]["malicious"]["p"] == max(proto["xmark"]["malicious"]["p_ownership"],
+                                                   *proto["xmark"]["malicious"]["p_turned"].values())
+    assert proto["badnets"]["malicious"]["p_turned"] == {}  # no key carrier to turn
+    assert proto["badnets"]["malicious"]["p_ownership"] == proto["badnets"]["malicious"]["p"]
 
 
 def test_claim_share_ci_is_the_exact_binomial_interval():
