@@ -167,6 +167,16 @@ def test_resume_after_crash(tmp_path, marker, phantom):
     assert check_commitment(out, release)
 
 
+def test_journal_is_flushed_per_image_and_synced_in_batches(tmp_path, marker, phantom, monkeypatch):
+    import xmark_core.embed as embed_mod
+
+    synced: list[int] = []
+    monkeypatch.setattr(embed_mod.os, "fsync", lambda fd: synced.append(fd))
+    embed_release(phantom, marker, TARGET, tmp_path / "a", rho=0.5, seed=0)
+    # 40 entries: one fsync after the 32nd, one at the end (not 40)
+    assert len(synced) == len(phantom) // embed_mod.JOURNAL_SYNC_EVERY + 1 == 2
+
+
 def test_shards_merge_to_the_same_commitment(tmp_path, marker, phantom):
     single = embed_release(phantom, marker, TARGET, tmp_path / "single", rho=0.5, seed=0)
     parts = []

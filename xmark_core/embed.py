@@ -253,8 +253,13 @@ def _read_journal(path: Path) -> dict[str, dict[str, Any]]:
 
 def _append(journal, entry: dict[str, Any]) -> None:
     journal.write(json.dumps(entry, sort_keys=True) + "\n")
-    journal.flush()
-    os.fsync(journal.fileno())
+    journal.flush()  # a process that crashes loses nothing it journaled
+
+
+# Entries between fsyncs of the journal. Against power loss only; an entry lost that way only
+# means its file is checked by hash and written again, to the same bytes (marks are
+# deterministic). One fsync per entry cost ~0.4 ms per image.
+JOURNAL_SYNC_EVERY = 32
 
 
 def _copy_file(src: Path, dst: Path) -> str:
@@ -508,6 +513,8 @@ def embed_release(
         _append(journal, entry)
         entries.append(entry)
         written += 1
+        if written % JOURNAL_SYNC_EVERY == 0:
+            os.fsync(journal.fileno())
         tick()
 
     def new_entry(it: _Item, is_marked: bool) -> dict[str, Any]:
@@ -546,6 +553,7 @@ def embed_release(
                     entry["sha256"] = sha256_file(dst)
                 record(entry, journal)
         mark_pending(journal)
+        os.fsync(journal.fileno())
     entries.sort(key=lambda e: e["index"])
 
     shard_record = {

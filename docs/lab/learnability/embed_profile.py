@@ -7,8 +7,9 @@ more pass (cProfile, by own time). GEN: a generator checkpoint (default the ship
 generator_width.py's base-8 one is /tmp/exp/gens/base8.pt); WORK: working size, "none" =
 native (default 128); SIZE: image side (default 512); SORT / TOP: the profile's order
 ("tottime", "cumtime") and length (15); KEEP=0: leave glibc's large-block default alone (the
-CLI and the benchmark apply ``keep_large_blocks``); BATCH: the marker's batch size (default 8).
-One thread.
+CLI and the benchmark apply ``keep_large_blocks``); BATCH: the marker's batch size (default 8);
+RHO: the share of images marked (default 1: all, as the benchmark's embed column; 0.1 is its
+release column); SYNC: journal entries per fsync (default the library's). One thread.
 
     PYTHONPATH=. python docs/lab/learnability/embed_profile.py
     GEN=/tmp/exp/gens/base8.pt WORK=none PYTHONPATH=. python docs/lab/learnability/embed_profile.py
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+import xmark_core.embed as embed_mod
 from benchmarks.speed import io_floor, write_phantom_folder
 from xmark_core.allocator import keep_large_blocks
 from xmark_core.data.folder import FolderDataset
@@ -39,6 +41,8 @@ m = load_marker("models/surrogate.pt", os.environ.get("GEN", "models/generator.p
 m = dataclasses.replace(m, work_size=None if work == "none" else int(work),
                         batch_size=int(os.environ.get("BATCH", m.batch_size)))
 n = int(os.environ.get("N", 24))
+rho = float(os.environ.get("RHO", 1.0))
+embed_mod.JOURNAL_SYNC_EVERY = int(os.environ.get("SYNC", embed_mod.JOURNAL_SYNC_EVERY))
 with tempfile.TemporaryDirectory() as d:
     tmp = Path(d)
     ds = FolderDataset(write_phantom_folder(tmp / "src", n, size, 5, m.target, m.info["classes"]))
@@ -46,7 +50,7 @@ with tempfile.TemporaryDirectory() as d:
     io_floor(list(ds.paths), tmp / "io_cold")
     t_io = time.perf_counter() - t
     t = time.perf_counter()
-    embed_release(ds, m, m.target, tmp / "warm", rho=1.0, seed=0)
+    embed_release(ds, m, m.target, tmp / "warm", rho=rho, seed=0)
     t_embed = time.perf_counter() - t
     print(f"{size} px, work {work}, cold (first run in this process): I/O {t_io / n * 1000:.1f} ms/img, "
           f"embed {t_embed / n * 1000:.1f} ms/img, ratio {t_embed / t_io:.2f}", flush=True)
@@ -55,12 +59,12 @@ with tempfile.TemporaryDirectory() as d:
         io_floor(list(ds.paths), tmp / f"io{rep}")
         t_io = time.perf_counter() - t
         t = time.perf_counter()
-        embed_release(ds, m, m.target, tmp / f"out{rep}", rho=1.0, seed=0)
+        embed_release(ds, m, m.target, tmp / f"out{rep}", rho=rho, seed=0)
         t_embed = time.perf_counter() - t
         print(f"{size} px, work {work}: I/O {t_io / n * 1000:.1f} ms/img, embed {t_embed / n * 1000:.1f} ms/img, "
               f"ratio {t_embed / t_io:.2f}", flush=True)
     prof = cProfile.Profile()
     prof.enable()
-    embed_release(ds, m, m.target, tmp / "prof", rho=1.0, seed=0)
+    embed_release(ds, m, m.target, tmp / "prof", rho=rho, seed=0)
     prof.disable()
     pstats.Stats(prof).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", 15)))
