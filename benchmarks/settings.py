@@ -72,6 +72,8 @@ class BenchSettings:
     input_attacks : query-time transforms from :data:`xmark_core.attacks.INPUT_ATTACKS`
     seq_repeats, seq_batch : repeats (query seeds) of the sequential test and its batch
     speed_images : images timed per size in :data:`SPEED_SIZES`
+    speed_repeats : interleaved repeats of the I/O floor, the embedding and the release at
+        each size (medians reported)
     speed_native_max : largest size at which the generator is also timed at native resolution
     static_steps, static_eps : optimisation of the static clean-label pattern
     baseline_psnr : scale the baselines to this PSNR instead of X-Mark's (None: X-Mark's,
@@ -122,6 +124,7 @@ class BenchSettings:
     seq_repeats: int = 20
     seq_batch: int = 5
     speed_images: int = 16
+    speed_repeats: int = 3
     speed_native_max: int = 1024
     static_steps: int = 300
     static_eps: float = 0.03
@@ -181,7 +184,7 @@ def preset(name: str, **overrides: Any) -> BenchSettings:
             arch_kwargs={"width": 4}, other_arch="resnet18", epochs=1, patience=1, batch_size=16,
             gen_images=32, gen_overrides={"epochs": 1, "base": 4, "depth": 2, "batch_size": 16},
             work_size=32, m=20, malicious_seeds=2, n_ind_models=2, n_ind_keys=2, resolution_factors=(0.5, 0.25),
-            ft_epochs=1, seq_repeats=3, speed_images=4, speed_native_max=256, static_steps=5,
+            ft_epochs=1, seq_repeats=3, speed_images=4, speed_repeats=2, speed_native_max=256, static_steps=5,
             specificity=20.0,  # exercises the check (X-Mark) and its skip (baselines)
         )
     else:

@@ -22,6 +22,9 @@ both nets' weights for the owner record, the manifest) are spread over ``speed_i
 images: at 512 px they add ~5 ms per image over 4 images and ~1 ms over 16 (``--quick``
 times 16).
 
+Decoding and encoding (the floor), embedding and the release are timed ``speed_repeats`` times,
+interleaved, and the medians reported: one run of 16 images varies by several per cent.
+
 Timings are of the steady state that a release of thousands of images runs in. Before it
 times anything, each size embeds one batch of other images (``marker.batch_size``) and
 decodes and encodes them once. A new image size pays once for what is built per shape:
@@ -135,12 +138,20 @@ def size_row(ctx: BenchContext, marker: Marker, size: int, tmp: Path) -> dict[st
         native.perturbation(images[:1, 0], saliency=sal[:1])  # warm-up at this shape
         _, t_nat = _timed(lambda: native.perturbation(images[:, 0], saliency=sal))
         row["generator_native_ips"] = n / t_nat
-    t_io = io_floor(list(ds.paths), tmp / f"io{size}")
-    res, t_embed = _timed(lambda: embed_release(ds, marker, s.target, tmp / f"embed{size}", rho=1.0, seed=s.seed))
-    rel, t_rel = _timed(lambda: embed_release(ds, marker, s.target, tmp / f"release{size}", rho=s.rho, seed=s.seed))
+    # Interleaved repeats, each into a fresh folder (an existing one would be resumed, not
+    # redone); the medians are reported, every time is kept.
+    times: dict[str, list[float]] = {"io": [], "embed": [], "release": []}
+    for rep in range(s.speed_repeats):
+        times["io"].append(io_floor(list(ds.paths), tmp / f"io{size}_{rep}"))
+        res, t = _timed(lambda: embed_release(ds, marker, s.target, tmp / f"embed{size}_{rep}", rho=1.0, seed=s.seed))
+        times["embed"].append(t)
+        rel, t = _timed(lambda: embed_release(ds, marker, s.target, tmp / f"release{size}_{rep}", rho=s.rho, seed=s.seed))
+        times["release"].append(t)
+    t_io, t_embed, t_rel = (float(np.median(times[k])) for k in ("io", "embed", "release"))
     row.update(io_ips=n / t_io, embed_ips=n / t_embed, io_floor_ratio=t_embed / t_io,
                embed_marked=res.n_marked, embed_psnr=res.psnr_mean,
-               release_ips=n / t_rel, release_io_ratio=t_rel / t_io, release_marked=rel.n_marked)
+               release_ips=n / t_rel, release_io_ratio=t_rel / t_io, release_marked=rel.n_marked,
+               seconds=times)
     ctx.log(f"speed {size}px: EigenCAM {row['eigencam_ips']:.1f} img/s, generator {row['generator_ips']:.1f} img/s, "
             f"embed {row['embed_ips']:.2f} img/s, I/O {row['io_ips']:.1f} img/s (ratio {row['io_floor_ratio']:.2f}; "
             f"rho {s.rho:g}: {row['release_io_ratio']:.2f})")

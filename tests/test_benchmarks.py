@@ -87,6 +87,9 @@ def test_micro_run_details_carry_commit_and_settings(micro):
         assert r["embed_marked"] == r["n"] and r["release_marked"] == n_marked(r["n"], settings.rho)
         assert r["release_marked"] < r["n"] and r["release_io_ratio"] > 0
         assert 0 < r["warmup_s"] < 60  # each size is warmed up before it is timed
+        secs = r["seconds"]  # interleaved repeats, medians reported
+        assert all(len(v) == settings.speed_repeats == 2 for v in secs.values())
+        assert r["io_floor_ratio"] == pytest.approx(np.median(secs["embed"]) / np.median(secs["io"]))
     assert "| release (ρ) / I/O time | first run s |" in (out / "table.md").read_text()
     assert run["settings"]["query_gain"] == settings.query_gain == 2.0
     assert (f"query gain {settings.query_gain}, boundary queries, key-specificity check ±20° (X-Mark)"
