@@ -243,6 +243,9 @@ def test_work_size_marks_large_images_at_low_resolution(trained):
     assert np.array_equal(d, np.clip(up, -mk.generator.eps, mk.generator.eps))
     back = cv2.resize(d, (64, 64), interpolation=cv2.INTER_AREA)
     assert _corr(back, small) > 0.9
+    # Below the surrogate's input size the map comes from the full image, shrunk.
+    coarse = Marker(mk.surrogate, mk.generator, SIZE, work_size=SIZE // 2, device=torch.device("cpu"))
+    assert np.array_equal(coarse.perturbation(big), coarse.perturbation(big, coarse.saliency(big)))
 
 
 def test_gate_and_losses_on_tensors():

@@ -411,9 +411,13 @@ class Marker:
             f = self.work_size / max(h, w)
             hw = (max(1, round(h * f)), max(1, round(w * f)))
             small = _resize_stack(batch, hw)
-            # Saliency straight at the working size: the surrogate sees the same 64 px input
-            # either way, and a full-size map would only be shrunk again.
-            small_sal = self._saliency(small) if sal is None else _resize_stack(sal, hw)
+            if sal is None and max(hw) >= self.input_size:
+                # Saliency straight at the working size: the surrogate sees the same input
+                # either way (both shrunk to its size), and a full-size map would only be
+                # shrunk again.
+                small_sal = self._saliency(small)
+            else:  # a working size below the surrogate's: let it see the full image
+                small_sal = _resize_stack(self._saliency(batch) if sal is None else sal, hw)
             up = _resize_stack(self._perturb(small, small_sal), (h, w), cubic=True)
             return np.clip(up, -self.generator.eps, self.generator.eps, out=up)
         return self._perturb(batch, self._saliency(batch) if sal is None else sal)
