@@ -229,3 +229,15 @@ def test_baselines_setting_runs_x_mark_alone_and_keeps_the_summary_shape(tmp_pat
     assert "| X-Mark |" in table and not any(f"| {b} |" in table for b in BASELINES)
     with pytest.raises(ValueError, match="unknown baselines"):
         preset("micro", baselines=["patch"])
+
+
+def test_brief_keeps_each_test_of_a_claim():
+    from benchmarks.context import brief
+
+    spec = {"degrees": 25.0, "main": {"p_value": 1e-9}, "minus": {"p_value": 0.3}, "plus": {"p_value": 1e-4}}
+    r = types.SimpleNamespace(wsr=0.5, delta_p=0.4, p_value=0.3, decision=False, supporting={},
+                              clean_target_rate=0.0, n_queries=100, details={"specificity": spec})
+    b = brief(r)  # a claim withheld by the key check: the ownership test alone would claim
+    assert b["p"] == 0.3 and b["p_ownership"] == 1e-9 and b["p_turned"] == {"minus": 0.3, "plus": 1e-4}
+    r.details = {}  # no check: the ownership test is the claim
+    assert brief(r)["p_ownership"] == 0.3 and brief(r)["p_turned"] == {}
