@@ -3,6 +3,7 @@
 import os
 import pickle
 import shlex
+import zipfile
 
 import numpy as np
 import pytest
@@ -44,6 +45,24 @@ def test_round_trip_identical_predictions(tmp_path, model):
     # The file is a plain dict: torch's safe loader reads it without our code.
     raw = torch.load(path, weights_only=True)
     assert set(raw) >= {"state_dict", "arch", "classes", "input_size", "config", "kind"}
+
+
+def _archive_members(path) -> dict[str, bytes]:
+    """A torch.save archive's members, less its root folder (named after the temp file)."""
+    with zipfile.ZipFile(path) as z:
+        return {n.split("/", 1)[1]: z.read(n) for n in z.namelist()}
+
+
+def test_checkpoint_does_not_depend_on_the_layout_the_model_ran_in(tmp_path, model):
+    """A Marker runs its nets channels-last on CPU; a checkpoint saved afterwards must hold
+    the same tensors, strides included, as one saved before."""
+    kw = dict(kind="classifier", arch="smallcnn", arch_kwargs=model.arch_kwargs, classes=CLASSES, input_size=32)
+    save_checkpoint(tmp_path / "before.pt", model, **kw)
+    model.to(memory_format=torch.channels_last)
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1)
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
+    save_checkpoint(tmp_path / "after.pt", model, **kw)
+    assert _archive_members(tmp_path / "after.pt") == _archive_members(tmp_path / "before.pt")
 
 
 class _RunsShell:

@@ -9,7 +9,9 @@ native (default 128); SIZE: image side (default 512); SORT / TOP: the profile's 
 ("tottime", "cumtime") and length (15); KEEP=0: leave glibc's large-block default alone (the
 CLI and the benchmark apply ``keep_large_blocks``); BATCH: the marker's batch size (default 8);
 RHO: the share of images marked (default 1: all, as the benchmark's embed column; 0.1 is its
-release column); SYNC: journal entries per fsync (default the library's). One thread.
+release column); SYNC: journal entries per fsync (default the library's); REPS: warm repeats
+(default 2); TOP=0: no profile. Prints wall and CPU times (CPU is steadier on a busy machine). One
+thread.
 
     PYTHONPATH=. python docs/lab/learnability/embed_profile.py
     GEN=/tmp/exp/gens/base8.pt WORK=none PYTHONPATH=. python docs/lab/learnability/embed_profile.py
@@ -43,28 +45,34 @@ m = dataclasses.replace(m, work_size=None if work == "none" else int(work),
 n = int(os.environ.get("N", 24))
 rho = float(os.environ.get("RHO", 1.0))
 embed_mod.JOURNAL_SYNC_EVERY = int(os.environ.get("SYNC", embed_mod.JOURNAL_SYNC_EVERY))
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``fn(*args, **kwargs)``: CPU time is the steadier on a busy machine."""
+    w, c = time.perf_counter(), time.process_time()
+    fn(*args, **kwargs)
+    return time.perf_counter() - w, time.process_time() - c
+
+
+def line(label: str, io: tuple[float, float], emb: tuple[float, float]) -> str:
+    return (f"{size} px, work {work}{label}: I/O {io[0] / n * 1000:.1f} ms/img, embed {emb[0] / n * 1000:.1f} "
+            f"ms/img, ratio {emb[0] / io[0]:.2f} (CPU: {io[1] / n * 1000:.1f}, {emb[1] / n * 1000:.1f}, "
+            f"{emb[1] / io[1]:.2f})")
+
+
 with tempfile.TemporaryDirectory() as d:
     tmp = Path(d)
     ds = FolderDataset(write_phantom_folder(tmp / "src", n, size, 5, m.target, m.info["classes"]))
-    t = time.perf_counter()
-    io_floor(list(ds.paths), tmp / "io_cold")
-    t_io = time.perf_counter() - t
-    t = time.perf_counter()
-    embed_release(ds, m, m.target, tmp / "warm", rho=rho, seed=0)
-    t_embed = time.perf_counter() - t
-    print(f"{size} px, work {work}, cold (first run in this process): I/O {t_io / n * 1000:.1f} ms/img, "
-          f"embed {t_embed / n * 1000:.1f} ms/img, ratio {t_embed / t_io:.2f}", flush=True)
-    for rep in range(2):
-        t = time.perf_counter()
-        io_floor(list(ds.paths), tmp / f"io{rep}")
-        t_io = time.perf_counter() - t
-        t = time.perf_counter()
-        embed_release(ds, m, m.target, tmp / f"out{rep}", rho=rho, seed=0)
-        t_embed = time.perf_counter() - t
-        print(f"{size} px, work {work}: I/O {t_io / n * 1000:.1f} ms/img, embed {t_embed / n * 1000:.1f} ms/img, "
-              f"ratio {t_embed / t_io:.2f}", flush=True)
-    prof = cProfile.Profile()
-    prof.enable()
-    embed_release(ds, m, m.target, tmp / "prof", rho=rho, seed=0)
-    prof.disable()
-    pstats.Stats(prof).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", 15)))
+    io = timed(io_floor, list(ds.paths), tmp / "io_cold")
+    emb = timed(embed_release, ds, m, m.target, tmp / "warm", rho=rho, seed=0)
+    print(line(", cold (first run in this process)", io, emb), flush=True)
+    for rep in range(int(os.environ.get("REPS", 2))):
+        io = timed(io_floor, list(ds.paths), tmp / f"io{rep}")
+        emb = timed(embed_release, ds, m, m.target, tmp / f"out{rep}", rho=rho, seed=0)
+        print(line("", io, emb), flush=True)
+    if os.environ.get("TOP", "15") != "0":
+        prof = cProfile.Profile()
+        prof.enable()
+        embed_release(ds, m, m.target, tmp / "prof", rho=rho, seed=0)
+        prof.disable()
+        pstats.Stats(prof).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", 15)))

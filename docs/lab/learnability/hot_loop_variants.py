@@ -1,18 +1,25 @@
-"""Variants of the embedder's hot loop that were measured and dropped, and what the kept one
-changed (lab; repo root; ~1 min, one thread, quiet machine for the timings).
+"""Variants of the embedder's hot loop that were measured and dropped, and what the kept ones
+changed (lab; repo root; ~1 min, one thread). Times are medians of CPU time, which a busy
+machine disturbs less than wall time (set WALL=1 for wall time on a quiet machine).
 
 1. Saliency at the working size (kept, 2026-12-05 (VI)): the shipped marker at working size 128
    on 8 phantom images of 512 px, the mark with its saliency computed at 128 px (the library)
    against the old path (a 512 px map, shrunk): RMS difference over RMS mark, and the largest
    difference as a share of eps.
-2. SSIM's arithmetic in place (dropped): the same floats as ``quality._ssim_block``, timed inside
-   ``quality.ssim`` on those images' 16-bit marked copies, where the blocks are views.
+2. SSIM's arithmetic in place (dropped): the same floats as the five-blur block (the library's
+   until 2026-12-05 (VII)), timed inside ``quality.ssim`` on those images' 16-bit marked copies,
+   where the blocks are views; beside it the library's block, which blurs the two squares as one
+   sum (kept, 2026-12-05 (VII)), and how far its SSIM moves.
 3. PSNR in one float64 pass (dropped) against ``quality.psnr`` (skimage's, with the identity
    check), on the same pairs.
+4. The surrogate in channels-last layout (kept, 2026-12-05 (VII): ``Marker`` sets it on CPU)
+   against the contiguous one: ``mark()`` of the 8 images, time and largest difference.
 
     PYTHONPATH=. python docs/lab/learnability/hot_loop_variants.py
 """
+import copy
 import dataclasses
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -30,14 +37,31 @@ from xmark_core.generator.model import load_marker
 torch.set_num_threads(1)
 
 
+clock = time.perf_counter if os.environ.get("WALL") == "1" else time.process_time
+
+
 def median_ms(fn, reps: int = 30) -> float:
     fn()
     ts = []
     for _ in range(reps):
-        t = time.perf_counter()
+        t = clock()
         fn()
-        ts.append(time.perf_counter() - t)
+        ts.append(clock() - t)
     return float(np.median(ts)) * 1000
+
+
+def ssim_block_five_blurs(xp, yp, c, data_range):
+    r, k = q.SSIM_RADIUS, 2 * q.SSIM_RADIUS + 1
+
+    def blur(a):
+        return cv2.GaussianBlur(a, (k, k), q.SSIM_SIGMA, sigmaY=q.SSIM_SIGMA)[r:-r, r:-r]
+
+    ux, uy = blur(xp), blur(yp)
+    vx, vy, vxy = blur(xp * xp) - ux * ux, blur(yp * yp) - uy * uy, blur(xp * yp) - ux * uy
+    ux += c
+    uy += c
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    return ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
 
 
 def ssim_block_in_place(xp, yp, c, data_range):
@@ -87,13 +111,25 @@ with tempfile.TemporaryDirectory() as tmp:
           f"max |difference| / eps {np.abs(new - old).max() / m.generator.eps:.4f}")
     backs = [write_image(Path(tmp) / "m.png", im, bit_depth=16) for im in m.mark(x)]
     kept = q._ssim_block
-    t_kept = median_ms(lambda: [q.ssim(a, b) for a, b in zip(x, backs)]) / 8
-    q._ssim_block = ssim_block_in_place
-    vals_in_place = [q.ssim(a, b) for a, b in zip(x, backs)]
-    t_in_place = median_ms(lambda: [q.ssim(a, b) for a, b in zip(x, backs)]) / 8
-    q._ssim_block = kept
-    equal = vals_in_place == [q.ssim(a, b) for a, b in zip(x, backs)]
-    print(f"2. SSIM per 512 px pair: library {t_kept:.2f} ms, in place {t_in_place:.2f} ms (same values: {equal})")
+
+    def timed_ssim(block) -> tuple[float, list[float]]:
+        q._ssim_block = block
+        try:
+            return median_ms(lambda: [q.ssim(a, b) for a, b in zip(x, backs)]) / 8, [q.ssim(a, b) for a, b in zip(x, backs)]
+        finally:
+            q._ssim_block = kept
+
+    t_kept, v_kept = timed_ssim(kept)
+    t_five, v_five = timed_ssim(ssim_block_five_blurs)
+    t_in_place, v_in_place = timed_ssim(ssim_block_in_place)
+    print(f"2. SSIM per 512 px pair: library (four blurs) {t_kept:.2f} ms, five blurs {t_five:.2f} ms, five in place "
+          f"{t_in_place:.2f} ms (same values as five: {v_in_place == v_five}); four against five: largest SSIM "
+          f"difference {max(abs(a - b) for a, b in zip(v_kept, v_five)):.1e}")
     t_lib = median_ms(lambda: [q.psnr(a, b) for a, b in zip(x, backs)], 100) / 8
     t_f64 = median_ms(lambda: [psnr_float64(a, b) for a, b in zip(x, backs)], 100) / 8
     print(f"3. PSNR per 512 px pair: library (skimage + identity check) {t_lib:.3f} ms, one float64 pass {t_f64:.3f} ms")
+    plain = copy.copy(m)  # the same nets; only the surrogate's copy is laid out contiguously
+    plain.surrogate = copy.deepcopy(m.surrogate).to(memory_format=torch.contiguous_format)
+    t_cl, t_plain = (median_ms(lambda mk=mk: mk.mark(x), 10) / 8 for mk in (m, plain))
+    print(f"4. mark() per 512 px image (working size 128): surrogate channels-last {t_cl:.2f} ms, contiguous "
+          f"{t_plain:.2f} ms; largest difference {np.abs(m.mark(x) - plain.mark(x)).max():.1e}")
