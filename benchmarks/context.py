@@ -9,13 +9,16 @@ without caring whether another part already trained it.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from benchmarks.settings import BenchSettings
@@ -234,31 +237,64 @@ class BenchContext:
 
     # ------------------------------------------------------------------ models
 
+    def _model_key(self, train_set: str, size: int | None, arch: str | None, seed: int | None) -> tuple:
+        """The cache key ``(train_set, arch, size, seed)`` with the defaults filled in."""
+        s = self.s
+        return (train_set, arch or s.arch, size or s.input_size, s.suspect_seed(0) if seed is None else seed)
+
+    def _train_config(self, key: tuple) -> TrainConfig:
+        _, arch, size, seed = key
+        s = self.s
+        return TrainConfig(arch=arch, input_size=size, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
+                           patience=s.patience, seed=seed,
+                           arch_kwargs=dict(s.arch_kwargs) if arch == "smallcnn" else {})
+
+    @staticmethod
+    def _what(key: tuple) -> str:
+        train_set, arch, size, seed = key
+        return f"train {arch}@{size}px seed {seed} on {train_set}"
+
+    def _keep(self, key: tuple, model: nn.Module, best_epoch: int, seconds: float) -> Trained:
+        tr = Trained(model.eval(), key[0], key[1], key[2], key[3], 0.0, seconds, best_epoch)
+        tr.accuracy = self.accuracy(self.suspect(tr))
+        self.log(f"{self._what(key)}: accuracy {tr.accuracy:.4f} ({tr.seconds:.0f} s)")
+        self.models[key] = tr
+        return tr
+
     def train(self, train_set: str = CLEAN, size: int | None = None, arch: str | None = None,
               seed: int | None = None) -> Trained:
         """The classifier trained on ``train_set`` (cached per set, arch, size and seed).
 
         Defaults: the standard input size and architecture, the first suspect seed.
         """
-        s = self.s
-        size = size or s.input_size
-        arch = arch or s.arch
-        seed = s.suspect_seed(0) if seed is None else seed
-        key = (train_set, arch, size, seed)
+        key = self._model_key(train_set, size, arch, seed)
         if key in self.models:
             return self.models[key]
-        cfg = TrainConfig(arch=arch, input_size=size, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
-                          patience=s.patience, seed=seed,
-                          arch_kwargs=dict(s.arch_kwargs) if arch == "smallcnn" else {})
-        what = f"train {arch}@{size}px seed {seed} on {train_set}"
         t0 = time.perf_counter()
-        res = train_classifier(self.train_images(train_set, size), self.y, s.classes, cfg,
-                               progress=self.log.progress(what, max(1, s.epochs // 4)))
-        tr = Trained(res.model.eval(), train_set, arch, size, seed, 0.0, time.perf_counter() - t0, res.best_epoch)
-        tr.accuracy = self.accuracy(self.suspect(tr))
-        self.log(f"{what}: accuracy {tr.accuracy:.4f} ({tr.seconds:.0f} s)")
-        self.models[key] = tr
-        return tr
+        res = train_classifier(self.train_images(train_set, key[2]), self.y, self.s.classes, self._train_config(key),
+                               progress=self.log.progress(self._what(key), max(1, self.s.epochs // 4)))
+        return self._keep(key, res.model, res.best_epoch, time.perf_counter() - t0)
+
+    def train_many(self, specs: Sequence[tuple[str, int | None, str | None, int | None]]) -> None:
+        """Train the models ``specs`` names (``(train_set, size, arch, seed)``, as :meth:`train`
+        takes them) that are not cached yet, ``s.jobs`` at a time in separate processes.
+
+        The weights are those :meth:`train` would give: training is bitwise reproducible for a
+        seed and thread count, and each process uses ``s.threads``. With ``jobs`` 1 this does
+        nothing; :meth:`train` trains each model when it is first asked for.
+        """
+        keys = list(dict.fromkeys(self._model_key(*spec) for spec in specs))
+        todo = [k for k in keys if k not in self.models]
+        jobs = min(self.s.jobs, len(todo))
+        if jobs < 2:
+            return
+        self.log(f"training {len(todo)} models in {jobs} processes: " + "; ".join(self._what(k)[6:] for k in todo))
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            running = {pool.submit(_train_job, self.train_images(k[0], k[2]), self.y, self.s.classes,
+                                   self._train_config(k), self.s.threads): k for k in todo}
+            for done in as_completed(running):
+                model, best_epoch, seconds = done.result()
+                self._keep(running[done], model, best_epoch, seconds)
 
     def suspect(self, tr: Trained | nn.Module, input_size: int | None = None) -> TorchSuspect:
         """A black-box view of a trained model (queries resized to its input size)."""
@@ -286,6 +322,15 @@ class BenchContext:
             cfg = {"specificity": 0.0, **cfg}
         return run_verification(suspect, marker, self.pool, self.pool_ids, self.s.target, self.verify_config(**cfg),
                                 query_scores=self.cache.get("query_scores"))
+
+
+def _train_job(X: np.ndarray, y: np.ndarray, classes: list[str], cfg: TrainConfig,
+               threads: int) -> tuple[nn.Module, int, float]:
+    """One :meth:`BenchContext.train_many` model, in a worker process."""
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    res = train_classifier(X, y, classes, cfg)
+    return res.model, res.best_epoch, time.perf_counter() - t0
 
 
 def summarize(rows: Sequence[dict[str, Any]], alpha: float) -> dict[str, Any]:

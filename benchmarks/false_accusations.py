@@ -18,6 +18,8 @@ from benchmarks.protocol import Method
 def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, dict[str, Any]]:
     """Per method: ``{"ind_m": summary, "ind_t": summary}`` (see :func:`~benchmarks.context.summarize`)."""
     s = ctx.s
+    ctx.train_many([(CLEAN, None, None, s.suspect_seed(i)) for i in range(s.n_ind_models)]
+                   + [(name, None, None, None) for name in methods])
     clean = [ctx.train(CLEAN, seed=s.suspect_seed(i)) for i in range(s.n_ind_models)]
     out: dict[str, dict[str, Any]] = {}
     for name, meth in methods.items():

@@ -129,6 +129,7 @@ def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
         ``ba_clean``, ``ba``, ``ba_drop``, ``psnr``, ``ssim``, the suspect's spec and info.
     """
     s = ctx.s
+    ctx.train_many([(CLEAN, None, None, s.seed), (CLEAN, None, None, None)])  # surrogate, clean reference
     surrogate = ctx.train(CLEAN, seed=s.seed)
     ctx.set_selection(surrogate.model)
     methods = {XMARK: xmark_method(ctx, surrogate)}
@@ -139,6 +140,7 @@ def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
     for name in s.baselines:
         methods[name] = baseline_method(ctx, name, surrogate, target_psnr)
 
+    ctx.train_many([(name, None, None, s.suspect_seed(i)) for name in methods for i in range(s.malicious_seeds)])
     reference = ctx.train(CLEAN)  # same seed as every Malicious suspect: a paired BA drop
     results: dict[str, Any] = {"surrogate": surrogate.spec(), "clean_reference": reference.spec()}
     for name, meth in methods.items():

@@ -27,6 +27,9 @@ def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, dict[str, An
     """Per method: ``{str(factor): {wsr, delta_p, p, input_size, ba, ...}}``; X-Mark also has
     ``other_arch``. Factors whose side falls below 32 px are recorded as skipped."""
     s = ctx.s
+    ctx.train_many([(name, s.size_at(f), None, None) for name in methods
+                    for f in (s.resolution_factors if name == XMARK else s.baseline_factors)
+                    if s.size_at(f) >= MIN_SIZE] + [(XMARK, None, s.other_arch, None)] * (XMARK in methods))
     out: dict[str, dict[str, Any]] = {}
     for name, meth in methods.items():
         factors = s.resolution_factors if name == XMARK else s.baseline_factors

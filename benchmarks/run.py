@@ -162,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "micro is for tests)")
     p.add_argument("--out", default="results", help="results folder (default: results)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="classifiers trained at once, one process each (default 1; same results for any value)")
     p.add_argument("--seed", type=int, default=None, help="master seed (default 0)")
     p.add_argument("--parts", default=",".join(ALL_PARTS),
                    help=f"comma-separated parts to run (default all: {','.join(ALL_PARTS)})")
@@ -175,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["threads"] = a.threads
     if a.seed is not None:
         overrides["seed"] = a.seed
+    if a.jobs is not None:
+        overrides["jobs"] = a.jobs
     settings = preset(name, **overrides)
     parts = [x.strip() for x in a.parts.split(",") if x.strip()]
     summary, problems = run_benchmark(settings, a.out, parts, Log(quiet=a.quiet))

@@ -3,6 +3,7 @@ ranges checked), the PSNR matching the baselines' fairness rests on, and the Ste
 
 Runtime: ~30-40 s on 2 busy cores (the micro run; the rest is instantaneous)."""
 
+import io
 import json
 import math
 import sys
@@ -25,7 +26,7 @@ from benchmarks.baselines import (
     match_psnr,
     mean_psnr,
 )
-from benchmarks.context import Log
+from benchmarks.context import CLEAN, BenchContext, Log
 from benchmarks.run import ALL_PARTS, run_benchmark, run_stealthmark
 from benchmarks.settings import BASELINES, preset
 from xmark_core.embed import n_marked
@@ -241,3 +242,25 @@ def test_brief_keeps_each_test_of_a_claim():
     assert b["p"] == 0.3 and b["p_ownership"] == 1e-9 and b["p_turned"] == {"minus": 0.3, "plus": 1e-4}
     r.details = {}  # no check: the ownership test is the claim
     assert brief(r)["p_ownership"] == 0.3 and brief(r)["p_turned"] == {}
+
+
+def test_train_many_in_processes_gives_the_weights_train_gives():
+    """`jobs` must change the wall time only: models trained in worker processes are bitwise
+    those the serial path trains, so every benchmark number is the same for any `jobs`."""
+    torch.set_num_threads(1)
+    lines = io.StringIO()
+    parallel = BenchContext.create(preset("micro", jobs=2), Log(stream=lines))
+    specs = [(CLEAN, None, None, 100), (CLEAN, None, None, 101), (CLEAN, 48, None, 100)]
+    parallel.train_many(specs)
+    assert "training 3 models in 2 processes" in lines.getvalue()
+    serial = BenchContext.create(preset("micro"), Log(quiet=True))
+    serial.train_many(specs)  # jobs 1: nothing happens here
+    assert serial.models == {}
+    for spec in specs:
+        a, b = parallel.train(*spec), serial.train(*spec)
+        assert (a.input_size, a.seed, a.accuracy, a.best_epoch) == (b.input_size, b.seed, b.accuracy, b.best_epoch)
+        sa, sb = a.model.state_dict(), b.model.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert len(parallel.models) == 3  # nothing retrained on the serial path
+    with pytest.raises(ValueError, match="jobs and threads"):
+        preset("micro", jobs=0)
