@@ -12,7 +12,7 @@ import hashlib
 import multiprocessing
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
@@ -277,24 +277,31 @@ class BenchContext:
 
     def train_many(self, specs: Sequence[tuple[str, int | None, str | None, int | None]]) -> None:
         """Train the models ``specs`` names (``(train_set, size, arch, seed)``, as :meth:`train`
-        takes them) that are not cached yet, ``s.jobs`` at a time in separate processes.
+        takes them) that are not cached yet, ``s.jobs`` at a time (:meth:`in_processes`).
 
         The weights are those :meth:`train` would give: training is bitwise reproducible for a
-        seed and thread count, and each process uses ``s.threads``. With ``jobs`` 1 this does
-        nothing; :meth:`train` trains each model when it is first asked for.
+        seed and thread count. With ``jobs`` 1 this does nothing; :meth:`train` trains each model
+        when it is first asked for.
         """
-        keys = list(dict.fromkeys(self._model_key(*spec) for spec in specs))
-        todo = [k for k in keys if k not in self.models]
-        jobs = min(self.s.jobs, len(todo))
-        if jobs < 2:
+        todo = [k for k in dict.fromkeys(self._model_key(*spec) for spec in specs) if k not in self.models]
+        if min(self.s.jobs, len(todo)) < 2:
             return
-        self.log(f"training {len(todo)} models in {jobs} processes: " + "; ".join(self._what(k)[6:] for k in todo))
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            running = {pool.submit(_train_job, self.train_images(k[0], k[2]), self.y, self.s.classes,
-                                   self._train_config(k), self.s.threads): k for k in todo}
+        self.log(f"training {len(todo)} models in {min(self.s.jobs, len(todo))} processes: "
+                 + "; ".join(self._what(k)[6:] for k in todo))
+        calls = [(_fit_classifier, (self.train_images(k[0], k[2]), self.y, self.s.classes, self._train_config(k)))
+                 for k in todo]
+        for i, (model, best_epoch, seconds) in self.in_processes(calls):
+            self._keep(todo[i], model, best_epoch, seconds)
+
+    def in_processes(self, calls: Sequence[tuple[Callable[..., Any], tuple]]) -> Iterator[tuple[int, Any]]:
+        """Run ``calls`` (module-level functions and their arguments, which are pickled)
+        ``s.jobs`` at a time, each in a worker process with ``s.threads`` torch threads; yields
+        ``(index into calls, result)`` as they finish."""
+        with ProcessPoolExecutor(max_workers=min(self.s.jobs, len(calls)),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            running = {pool.submit(_in_worker, self.s.threads, fn, args): i for i, (fn, args) in enumerate(calls)}
             for done in as_completed(running):
-                model, best_epoch, seconds = done.result()
-                self._keep(running[done], model, best_epoch, seconds)
+                yield running[done], done.result()
 
     def suspect(self, tr: Trained | nn.Module, input_size: int | None = None) -> TorchSuspect:
         """A black-box view of a trained model (queries resized to its input size)."""
@@ -324,10 +331,13 @@ class BenchContext:
                                 query_scores=self.cache.get("query_scores"))
 
 
-def _train_job(X: np.ndarray, y: np.ndarray, classes: list[str], cfg: TrainConfig,
-               threads: int) -> tuple[nn.Module, int, float]:
-    """One :meth:`BenchContext.train_many` model, in a worker process."""
+def _in_worker(threads: int, fn: Callable[..., Any], args: tuple) -> Any:
     torch.set_num_threads(threads)
+    return fn(*args)
+
+
+def _fit_classifier(X: np.ndarray, y: np.ndarray, classes: list[str], cfg: TrainConfig) -> tuple[nn.Module, int, float]:
+    """One :meth:`BenchContext.train_many` model: (model, best epoch, seconds)."""
     t0 = time.perf_counter()
     res = train_classifier(X, y, classes, cfg)
     return res.model, res.best_epoch, time.perf_counter() - t0

@@ -22,6 +22,8 @@ def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, dict[str, An
                    + [(name, None, None, None) for name in methods])
     clean = [ctx.train(CLEAN, seed=s.suspect_seed(i)) for i in range(s.n_ind_models)]
     out: dict[str, dict[str, Any]] = {}
+    for meth in methods.values():
+        meth.prefetch(range(s.n_ind_keys))
     for name, meth in methods.items():
         ind_m = [brief(ctx.verify(ctx.suspect(c), meth.marker)) for c in clean]
         malicious = ctx.suspect(ctx.train(name))

@@ -10,7 +10,7 @@ with the same seed gives the clean accuracy the drop is measured against.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,9 @@ class Method:
     release: Any
     independent: Callable[[int], MarkerLike]
     info: dict[str, Any] = field(default_factory=dict)
+    prefetch: Callable[[Sequence[int]], None] = lambda indices: None
+    """Prepare ``independent(i)`` for these i at once (X-Mark: trains their generators in
+    worker processes with ``jobs`` > 1); optional, ``independent`` works without it."""
 
 
 def generator_config(ctx: BenchContext, key: int) -> GeneratorTrainConfig:
@@ -65,20 +68,54 @@ def generator_data(ctx: BenchContext, surrogate: Trained) -> tuple[np.ndarray, n
     return ctx.cache["generator_data"]
 
 
-def train_xmark(ctx: BenchContext, surrogate: Trained, key: int) -> tuple[Marker, list[dict[str, float]]]:
-    """Train an X-Mark generator for ``key`` and wrap it as a :class:`Marker`."""
-    s = ctx.s
-    X, y, sal = generator_data(ctx, surrogate)
-    cfg = generator_config(ctx, key)
-    ctx.log(f"train generator key {key} on {len(X)} images at {s.input_size}px ({cfg.epochs} epochs)")
-    res = train_generator(surrogate.model, X, y, s.target, cfg, saliency=sal, input_size=s.input_size,
-                          progress=ctx.log.progress(f"generator key {key}"))
-    last = res.history[-1] if res.history else {}
+def _fit_generator(surrogate: Any, X: np.ndarray, y: np.ndarray, target: int, cfg: GeneratorTrainConfig,
+                   sal: np.ndarray, input_size: int) -> tuple[Any, list[dict[str, float]]]:
+    """One generator of :func:`prefetch_generators`, in a worker process."""
+    res = train_generator(surrogate, X, y, target, cfg, saliency=sal, input_size=input_size)
+    return res.generator, res.history
+
+
+def _log_generator(ctx: BenchContext, key: int, history: list[dict[str, float]]) -> None:
+    last = history[-1] if history else {}
     ctx.log(f"generator key {key}: surrogate ASR {last.get('asr', float('nan')):.3f}, "
             f"training PSNR {last.get('psnr', float('nan')):.2f} dB")
-    marker = Marker(surrogate=surrogate.model, generator=res.generator, input_size=s.input_size,
+
+
+def prefetch_generators(ctx: BenchContext, surrogate: Trained, keys: Sequence[int]) -> None:
+    """Train the generators of ``keys`` that :func:`train_xmark` has not, ``jobs`` at a time
+    in worker processes (the same weights: generator training is reproducible for a seed);
+    nothing with ``jobs`` 1."""
+    s = ctx.s
+    done = ctx.cache.setdefault("generators", {})
+    todo = [k for k in dict.fromkeys(keys) if k not in done]
+    if min(s.jobs, len(todo)) < 2:
+        return
+    X, y, sal = generator_data(ctx, surrogate)
+    ctx.log(f"train generators of keys {todo} in {min(s.jobs, len(todo))} processes")
+    calls = [(_fit_generator, (surrogate.model, X, y, s.target, generator_config(ctx, k), sal, s.input_size))
+             for k in todo]
+    for i, (gen, history) in ctx.in_processes(calls):
+        done[todo[i]] = (gen, history)
+        _log_generator(ctx, todo[i], history)
+
+
+def train_xmark(ctx: BenchContext, surrogate: Trained, key: int) -> tuple[Marker, list[dict[str, float]]]:
+    """Train an X-Mark generator for ``key`` (or take :func:`prefetch_generators`') and wrap
+    it as a :class:`Marker`."""
+    s = ctx.s
+    cfg = generator_config(ctx, key)
+    done = ctx.cache.setdefault("generators", {})
+    if key not in done:
+        X, y, sal = generator_data(ctx, surrogate)
+        ctx.log(f"train generator key {key} on {len(X)} images at {s.input_size}px ({cfg.epochs} epochs)")
+        res = train_generator(surrogate.model, X, y, s.target, cfg, saliency=sal, input_size=s.input_size,
+                              progress=ctx.log.progress(f"generator key {key}"))
+        done[key] = (res.generator, res.history)
+        _log_generator(ctx, key, res.history)
+    generator, history = done[key]
+    marker = Marker(surrogate=surrogate.model, generator=generator, input_size=s.input_size,
                     target=s.target, cam_method=cfg.cam_method, work_size=s.work_size)
-    return marker, res.history
+    return marker, history
 
 
 def xmark_method(ctx: BenchContext, surrogate: Trained) -> Method:
@@ -88,10 +125,13 @@ def xmark_method(ctx: BenchContext, surrogate: Trained) -> Method:
     def independent(i: int) -> MarkerLike:
         return train_xmark(ctx, surrogate, ctx.s.key(i))[0]
 
+    def prefetch(indices: Sequence[int]) -> None:
+        prefetch_generators(ctx, surrogate, [ctx.s.key(i) for i in indices])
+
     return Method(XMARK, MemoMarker(marker), release, independent, {
         "generator_config": dataclasses.asdict(generator_config(ctx, ctx.s.owner_key)),
         "generator_history": history, "work_size": ctx.s.work_size,
-    })
+    }, prefetch)
 
 
 def baseline_marker(ctx: BenchContext, name: str, key: int, surrogate: Trained, target_psnr: float) -> B.TriggerMarker:

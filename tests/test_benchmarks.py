@@ -27,6 +27,7 @@ from benchmarks.baselines import (
     mean_psnr,
 )
 from benchmarks.context import CLEAN, BenchContext, Log
+from benchmarks.protocol import prefetch_generators, train_xmark
 from benchmarks.run import ALL_PARTS, run_benchmark, run_stealthmark
 from benchmarks.settings import BASELINES, preset
 from xmark_core.embed import n_marked
@@ -264,3 +265,23 @@ def test_train_many_in_processes_gives_the_weights_train_gives():
     assert len(parallel.models) == 3  # nothing retrained on the serial path
     with pytest.raises(ValueError, match="jobs and threads"):
         preset("micro", jobs=0)
+
+
+def test_prefetched_generators_are_the_ones_trained_in_turn():
+    """Ind-T's independent generators trained in worker processes (`jobs` 2) are bitwise those
+    `train_xmark` trains one at a time."""
+    torch.set_num_threads(1)
+    lines = io.StringIO()
+    parallel = BenchContext.create(preset("micro", jobs=2), Log(stream=lines))
+    serial = BenchContext.create(preset("micro"), Log(quiet=True))
+    keys = [parallel.s.key(0), parallel.s.key(1)]
+    sur_p, sur_s = parallel.train(CLEAN, seed=0), serial.train(CLEAN, seed=0)
+    prefetch_generators(parallel, sur_p, keys)
+    assert f"train generators of keys {keys} in 2 processes" in lines.getvalue()
+    prefetch_generators(serial, sur_s, keys)  # jobs 1: nothing happens here
+    assert serial.cache["generators"] == {}
+    for key in keys:
+        a = train_xmark(parallel, sur_p, key)[0].generator.state_dict()
+        b = train_xmark(serial, sur_s, key)[0].generator.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert "train generator key" not in lines.getvalue()  # the parallel context trained none in turn

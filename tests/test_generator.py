@@ -15,7 +15,7 @@ from xmark_core.generator import losses as L
 from xmark_core.generator.model import Marker, build_generator, load_marker, saliency_gate
 from xmark_core.generator.train import GeneratorTrainConfig, save_generator, train_generator
 from xmark_core.nets.checkpoint import save_checkpoint
-from xmark_core.nets.train import TrainConfig, train_classifier
+from xmark_core.nets.train import TrainConfig, predict_proba, train_classifier
 from xmark_core.quality import psnr, ssim
 
 TARGET = 1
@@ -162,6 +162,23 @@ def test_turned_marker_carries_the_carrier_at_the_turned_orientation(trained):
                    device=torch.device("cpu"))
     with pytest.raises(DataError, match="no key carrier"):
         plain.turned(10.0)
+
+
+def test_marker_runs_a_channels_last_copy_of_the_surrogate_on_cpu(trained):
+    """The speed-up must not reach the caller's module: a benchmark goes on training generators
+    against the same surrogate, and its numbers must not depend on having built a Marker."""
+    sur, m = trained["sur"], trained["marker"]
+
+    def conv(module):
+        return next(c for c in module.modules() if isinstance(c, torch.nn.Conv2d) and c.in_channels > 1)
+
+    assert conv(sur).weight.is_contiguous()
+    assert conv(m.surrogate).weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv(m.surrogate).weight.is_contiguous()
+    x = trained["Xq"][:4, None]
+    np.testing.assert_allclose(predict_proba(m.surrogate, x), predict_proba(sur, x), atol=1e-6)
+    again = Marker(m.surrogate, m.generator, input_size=SIZE, target=TARGET, device=torch.device("cpu"))
+    assert again.surrogate is m.surrogate  # already in that layout: no second copy
 
 
 def test_carrier_is_resolution_relative_and_phase_deterministic():

@@ -332,6 +332,14 @@ def _resize_stack(a: np.ndarray, hw: tuple[int, int], cubic: bool = False) -> np
 GEN_BATCH_PIXELS = 8 * 128 * 128
 
 
+def _channels_last(module: nn.Module) -> nn.Module:
+    """``module`` if its 4-D weights are already channels-last, else a channels-last copy."""
+    weights = [p for p in module.parameters() if p.dim() == 4]
+    if all(p.is_contiguous(memory_format=torch.channels_last) for p in weights):
+        return module
+    return copy.deepcopy(module).to(memory_format=torch.channels_last)
+
+
 @dataclass
 class Marker:
     """A surrogate classifier and a trained generator: everything needed to mark images.
@@ -373,13 +381,14 @@ class Marker:
 
     def __post_init__(self) -> None:
         self.device = self.device or get_device()
-        # On CPU both nets run in channels-last layout, oneDNN's own (the generator is built
-        # so; the surrogate is set here): marking is a few per cent faster and a mark moves by
-        # at most ~1e-7, below one 16-bit step (docs/lab/learnability/hot_loop_variants.py).
-        # Like the move to the device, this changes the modules given.
-        layout = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
-        self.surrogate = self.surrogate.to(self.device, memory_format=layout).eval()
-        self.generator = self.generator.to(self.device, memory_format=layout).eval()
+        self.surrogate = self.surrogate.to(self.device).eval()
+        self.generator = self.generator.to(self.device).eval()
+        if self.device.type == "cpu":
+            # oneDNN's own layout (the generator is built in it): marking is a few per cent
+            # faster, and a mark moves by at most ~1e-7, below one 16-bit step
+            # (docs/lab/learnability/hot_loop_variants.py). A copy: the caller's surrogate may
+            # go on to train other things, whose numbers must not depend on having built a Marker.
+            self.surrogate = _channels_last(self.surrogate)
 
     @property
     def key(self) -> int:
