@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from skimage.metrics import structural_similarity
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from xmark_core.data.phantom import make_phantom
 from xmark_core.quality import psnr, ssim, ssim_map
@@ -52,6 +52,20 @@ def test_ssim_scale_and_identity():
     assert ssim(a * 255, b * 255, data_range=255.0) == pytest.approx(ssim(a, b), abs=1e-5)
     assert ssim(a, b) < ssim(a, np.clip(a + (b - a) / 4, 0, 1)) < 1.0  # less noise, more similar
     assert psnr(a, a) == float("inf")
+
+
+@pytest.mark.parametrize("dtype, data_range", [(np.float32, 1.0), (np.float64, 1.0), (np.uint16, 65535.0),
+                                               (np.uint8, 255.0)])
+def test_psnr_equals_skimage(dtype, data_range):
+    a, b = _pair(97, 130, 0.01)
+    a, b = (np.round(x * data_range).astype(dtype) if dtype in (np.uint8, np.uint16) else x.astype(dtype)
+            for x in (a, b))
+    ref = peak_signal_noise_ratio(a, b, data_range=data_range)
+    assert psnr(a, b, data_range=data_range) == pytest.approx(ref, abs=1e-6)
+    one = a.copy()
+    one[5, 7] = b[5, 7] if b[5, 7] != a[5, 7] else a[5, 7] + 1
+    assert np.isfinite(psnr(a, one, data_range=data_range))  # one changed pixel is not "identical"
+    assert psnr(a[:, ::2], a[:, ::2].copy(), data_range=data_range) == float("inf")  # views work
 
 
 def test_ssim_rejects_bad_pairs():
