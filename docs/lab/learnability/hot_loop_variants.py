@@ -13,7 +13,8 @@ machine disturbs less than wall time (set WALL=1 for wall time on a quiet machin
 3. PSNR on the same pairs: the library's (OpenCV's squared norm, kept 2026-12-05 (VII)), the
    previous one (skimage's, with an identity check) and one float64 NumPy pass (dropped).
 4. The surrogate in channels-last layout (kept, 2026-12-05 (VII): ``Marker`` sets it on CPU)
-   against the contiguous one: ``mark()`` of the 8 images, time and largest difference.
+   against the contiguous one: ``mark()`` of the 8 images, time, largest difference and how many
+   16-bit values it moves.
 
     PYTHONPATH=. python docs/lab/learnability/hot_loop_variants.py
 """
@@ -140,5 +141,8 @@ with tempfile.TemporaryDirectory() as tmp:
     plain = copy.copy(m)  # the same nets; only the surrogate's copy is laid out contiguously
     plain.surrogate = copy.deepcopy(m.surrogate).to(memory_format=torch.contiguous_format)
     t_cl, t_plain = (median_ms(lambda mk=mk: mk.mark(x), 10) / 8 for mk in (m, plain))
+    a, b = m.mark(x), plain.mark(x)
+    steps = np.round(a * 65535) != np.round(b * 65535)
     print(f"4. mark() per 512 px image (working size 128): surrogate channels-last {t_cl:.2f} ms, contiguous "
-          f"{t_plain:.2f} ms; largest difference {np.abs(m.mark(x) - plain.mark(x)).max():.1e}")
+          f"{t_plain:.2f} ms; largest difference {np.abs(a - b).max():.1e}; stored at 16 bits, "
+          f"{int(steps.sum())} of {steps.size} values differ")
