@@ -80,10 +80,10 @@ class BenchSettings:
         the equal-visibility comparison; a number: a control experiment)
     psnr_fallback : PSNR the baselines are scaled to when X-Mark's is not finite
     threads : torch CPU threads (per process)
-    jobs : classifiers trained at once, each in its own process with ``threads`` threads. The
-        models, and so every number, are the same for any value (tested); on 2 cores, ``jobs``
-        2 roughly halves the parts that train many suspects (false accusations, Malicious
-        seeds, resolution)
+    jobs : classifiers (and Ind-T's independent generators) trained at once, each in its own
+        process with ``threads`` threads. The models, and so every number, are the same for
+        any value (tested); only the wall time of the parts that train many models changes
+        (false accusations, Malicious seeds, resolution)
     seed : master seed (data seeds, suspect seeds and independent keys derive from it)
     owner_key : the owner's generator key. 189 = the demo's: its carrier orientation (40
         degrees) is one measured to be learned on the phantom; not every key's is (README,

@@ -119,7 +119,9 @@ def save_checkpoint(
         "input_size": None if input_size is None else int(input_size),
         "config": _plain(config, "config"),
         "extra": _plain(extra, "extra"),
-        "state_dict": {k: v.detach().cpu().clone(memory_format=torch.contiguous_format)  # bytes independent of the layout it ran in
+        # contiguous: the stored tensors, strides included, do not depend on the layout the
+        # model ran in (a Marker runs its nets channels-last on CPU)
+        "state_dict": {k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
                        for k, v in model.state_dict().items()},
     }
     with atomic_path(path) as tmp:
