@@ -51,7 +51,7 @@ def psnr(reference: np.ndarray, test: np.ndarray, data_range: float = 1.0) -> fl
     if not a.dtype == b.dtype == np.float32:
         a, b = a.astype(np.float64), b.astype(np.float64)
     # OpenCV sums the squared differences in double, in one pass without temporaries: the
-    # embedder's per-image record, 5x faster than skimage's and equal to it within 1e-6 dB.
+    # embedder's per-image record, ~5x faster than skimage's and equal to it within 1e-6 dB.
     squared_error = cv2.norm(a, b, cv2.NORM_L2SQR)
     if squared_error == 0:
         return float("inf")
@@ -84,8 +84,8 @@ def _ssim_block(xp: np.ndarray, yp: np.ndarray, c: np.float32, data_range: float
         return cv2.GaussianBlur(a, (k, k), SSIM_SIGMA, sigmaY=SSIM_SIGMA)[r:-r, r:-r]
 
     ux, uy = blur(xp), blur(yp)
-    # Only the sum of the two variances enters the map, so its blurred squares are blurred
-    # as one sum: four blurs instead of five.
+    # Only the sum of the two variances enters the map, so the two squares are summed before
+    # they are blurred: four blurs instead of five.
     vxy = blur(xp * yp) - ux * uy
     vsum = blur(xp * xp + yp * yp) - ux * ux - uy * uy
     ux += c
