@@ -68,6 +68,16 @@ def test_psnr_equals_skimage(dtype, data_range):
     assert psnr(a[:, ::2], a[:, ::2].copy(), data_range=data_range) == float("inf")  # views work
 
 
+def test_psnr_of_a_one_level_change_equals_skimage():
+    """The smallest change a 16-bit release can carry: one sample, one level."""
+    a, _ = _pair(96, 80, 0.01)
+    q = (np.round(a * 65535) / 65535).astype(np.float32)
+    r = q.copy()
+    r[3, 4] += np.float32(1 / 65535)
+    assert psnr(q, r) == pytest.approx(peak_signal_noise_ratio(q, r, data_range=1.0), abs=1e-6)
+    assert psnr(q * 255, r * 255, data_range=255.0) == pytest.approx(psnr(q, r), abs=1e-5)
+
+
 def test_ssim_rejects_bad_pairs():
     a, _ = _pair(64, 64, 0.01)
     with pytest.raises(ValueError, match="differ in shape"):
