@@ -250,14 +250,14 @@ class BenchContext:
                            arch_kwargs=dict(s.arch_kwargs) if arch == "smallcnn" else {})
 
     @staticmethod
-    def _what(key: tuple) -> str:
+    def _name(key: tuple) -> str:
         train_set, arch, size, seed = key
-        return f"train {arch}@{size}px seed {seed} on {train_set}"
+        return f"{arch}@{size}px seed {seed} on {train_set}"
 
     def _keep(self, key: tuple, model: nn.Module, best_epoch: int, seconds: float) -> Trained:
         tr = Trained(model.eval(), key[0], key[1], key[2], key[3], 0.0, seconds, best_epoch)
         tr.accuracy = self.accuracy(self.suspect(tr))
-        self.log(f"{self._what(key)}: accuracy {tr.accuracy:.4f} ({tr.seconds:.0f} s)")
+        self.log(f"train {self._name(key)}: accuracy {tr.accuracy:.4f} ({tr.seconds:.0f} s)")
         self.models[key] = tr
         return tr
 
@@ -270,10 +270,9 @@ class BenchContext:
         key = self._model_key(train_set, size, arch, seed)
         if key in self.models:
             return self.models[key]
-        t0 = time.perf_counter()
-        res = train_classifier(self.train_images(train_set, key[2]), self.y, self.s.classes, self._train_config(key),
-                               progress=self.log.progress(self._what(key), max(1, self.s.epochs // 4)))
-        return self._keep(key, res.model, res.best_epoch, time.perf_counter() - t0)
+        progress = self.log.progress(f"train {self._name(key)}", max(1, self.s.epochs // 4))
+        return self._keep(key, *_fit_classifier(self.train_images(train_set, key[2]), self.y, self.s.classes,
+                                                self._train_config(key), progress))
 
     def train_many(self, specs: Sequence[tuple[str, int | None, str | None, int | None]]) -> None:
         """Train the models ``specs`` names (``(train_set, size, arch, seed)``, as :meth:`train`
@@ -287,7 +286,7 @@ class BenchContext:
         if min(self.s.jobs, len(todo)) < 2:
             return
         self.log(f"training {len(todo)} models in {min(self.s.jobs, len(todo))} processes: "
-                 + "; ".join(self._what(k)[6:] for k in todo))
+                 + "; ".join(self._name(k) for k in todo))
         calls = [(_fit_classifier, (self.train_images(k[0], k[2]), self.y, self.s.classes, self._train_config(k)))
                  for k in todo]
         for i, (model, best_epoch, seconds) in self.in_processes(calls):
@@ -336,10 +335,12 @@ def _in_worker(threads: int, fn: Callable[..., Any], args: tuple) -> Any:
     return fn(*args)
 
 
-def _fit_classifier(X: np.ndarray, y: np.ndarray, classes: list[str], cfg: TrainConfig) -> tuple[nn.Module, int, float]:
-    """One :meth:`BenchContext.train_many` model: (model, best epoch, seconds)."""
+def _fit_classifier(X: np.ndarray, y: np.ndarray, classes: list[str], cfg: TrainConfig,
+                    progress: Callable[[int, int], None] | None = None) -> tuple[nn.Module, int, float]:
+    """One model of :meth:`BenchContext.train` or, in a worker, of :meth:`~BenchContext.train_many`:
+    (model, best epoch, seconds)."""
     t0 = time.perf_counter()
-    res = train_classifier(X, y, classes, cfg)
+    res = train_classifier(X, y, classes, cfg, progress=progress)
     return res.model, res.best_epoch, time.perf_counter() - t0
 
 

@@ -69,9 +69,10 @@ def generator_data(ctx: BenchContext, surrogate: Trained) -> tuple[np.ndarray, n
 
 
 def _fit_generator(surrogate: Any, X: np.ndarray, y: np.ndarray, target: int, cfg: GeneratorTrainConfig,
-                   sal: np.ndarray, input_size: int) -> tuple[Any, list[dict[str, float]]]:
-    """One generator of :func:`prefetch_generators`, in a worker process."""
-    res = train_generator(surrogate, X, y, target, cfg, saliency=sal, input_size=input_size)
+                   sal: np.ndarray, input_size: int,
+                   progress: Callable[[int, int], None] | None = None) -> tuple[Any, list[dict[str, float]]]:
+    """One generator of :func:`train_xmark` or, in a worker, of :func:`prefetch_generators`."""
+    res = train_generator(surrogate, X, y, target, cfg, saliency=sal, input_size=input_size, progress=progress)
     return res.generator, res.history
 
 
@@ -108,10 +109,9 @@ def train_xmark(ctx: BenchContext, surrogate: Trained, key: int) -> tuple[Marker
     if key not in done:
         X, y, sal = generator_data(ctx, surrogate)
         ctx.log(f"train generator key {key} on {len(X)} images at {s.input_size}px ({cfg.epochs} epochs)")
-        res = train_generator(surrogate.model, X, y, s.target, cfg, saliency=sal, input_size=s.input_size,
-                              progress=ctx.log.progress(f"generator key {key}"))
-        done[key] = (res.generator, res.history)
-        _log_generator(ctx, key, res.history)
+        done[key] = _fit_generator(surrogate.model, X, y, s.target, cfg, sal, s.input_size,
+                                   ctx.log.progress(f"generator key {key}"))
+        _log_generator(ctx, key, done[key][1])
     generator, history = done[key]
     marker = Marker(surrogate=surrogate.model, generator=generator, input_size=s.input_size,
                     target=s.target, cam_method=cfg.cam_method, work_size=s.work_size)

@@ -52,12 +52,13 @@ def median_ms(fn, reps: int = 30) -> float:
     return float(np.median(ts)) * 1000
 
 
-def ssim_block_five_blurs(xp, yp, c, data_range):
+def blur(a):
+    """The library block's window: Gaussian, sigma 1.5, cropped by its radius."""
     r, k = q.SSIM_RADIUS, 2 * q.SSIM_RADIUS + 1
+    return cv2.GaussianBlur(a, (k, k), q.SSIM_SIGMA, sigmaY=q.SSIM_SIGMA)[r:-r, r:-r]
 
-    def blur(a):
-        return cv2.GaussianBlur(a, (k, k), q.SSIM_SIGMA, sigmaY=q.SSIM_SIGMA)[r:-r, r:-r]
 
+def ssim_block_five_blurs(xp, yp, c, data_range):
     ux, uy = blur(xp), blur(yp)
     vx, vy, vxy = blur(xp * xp) - ux * ux, blur(yp * yp) - uy * uy, blur(xp * yp) - ux * uy
     ux += c
@@ -67,11 +68,6 @@ def ssim_block_five_blurs(xp, yp, c, data_range):
 
 
 def ssim_block_in_place(xp, yp, c, data_range):
-    r, k = q.SSIM_RADIUS, 2 * q.SSIM_RADIUS + 1
-
-    def blur(a):
-        return cv2.GaussianBlur(a, (k, k), q.SSIM_SIGMA, sigmaY=q.SSIM_SIGMA)[r:-r, r:-r]
-
     ux, uy = blur(xp), blur(yp)
     vx, vy, vxy = blur(xp * xp), blur(yp * yp), blur(xp * yp)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
