@@ -1,7 +1,7 @@
 """Shared by the lab scripts that retrain the demo's generator: its training data, and 64 px
 suspects trained on the demo release it marks (checkpoints cached)."""
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from xmark_core.data.base import to_arrays
@@ -48,3 +48,21 @@ def release_suspects(marker: Marker, seeds: list[int], cache: Path, tag: str, co
             save_checkpoint(f, net, kind="classifier", arch="smallcnn", arch_kwargs=net.arch_kwargs,
                             classes=CLASSES, input_size=64, config={"seed": seed, **config})
         yield seed, f
+
+
+def cached_suspects(seeds: list[int], cache: Path, tag: str, make_release: Callable[[], tuple],
+                    epochs: int = 15, config: dict | None = None) -> dict:
+    """seed -> 64 px smallcnn (eval mode) trained on ``make_release()``'s (X, y), cached as
+    ``cache/{tag}_{seed}.ckpt``; the release is built only when a suspect is not cached yet."""
+    cache.mkdir(parents=True, exist_ok=True)
+    release, models = None, {}
+    for seed in seeds:
+        f = cache / f"{tag}_{seed}.ckpt"
+        if not f.exists():
+            if release is None:
+                release = make_release()
+            net = train_classifier(*release, CLASSES, TrainConfig(input_size=64, epochs=epochs, seed=seed)).model
+            save_checkpoint(f, net, kind="classifier", arch="smallcnn", arch_kwargs=net.arch_kwargs,
+                            classes=CLASSES, input_size=64, config={"seed": seed, **(config or {})})
+        models[seed] = load_checkpoint(f).model.eval()
+    return models

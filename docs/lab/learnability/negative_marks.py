@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from demo_release import CLASSES, TARGET
+from demo_release import CLASSES, TARGET, cached_suspects
 
 from benchmarks.context import MemoMarker
 from xmark_core.app_support.demo import query_images
@@ -34,8 +34,7 @@ from xmark_core.data.open import open_dataset
 from xmark_core.data.phantom import PhantomDataset
 from xmark_core.embed import embed_release
 from xmark_core.generator.model import load_marker
-from xmark_core.nets.checkpoint import load_checkpoint, save_checkpoint
-from xmark_core.nets.train import TrainConfig, evaluate, train_classifier
+from xmark_core.nets.train import evaluate
 from xmark_core.verify.protocol import VerifyConfig, run_verification
 from xmark_core.verify.suspects import TorchSuspect
 
@@ -46,7 +45,6 @@ seeds = [int(s) for s in os.environ.get("SEEDS", "1,11,12").split(",")]
 offsets = [float(o) for o in os.environ.get("OFFS", ",".join(str(o) for o in range(-40, 45, 5))).split(",")]
 tag = f"neg_{','.join(f'{a:g}' for a in negs)}_{n_neg}" if n_neg else "neg_none"
 cache = Path("/tmp/exp/suspects_neg")
-cache.mkdir(parents=True, exist_ok=True)
 
 marker = load_marker(Path("models/surrogate.pt"), Path("models/generator.pt"))
 
@@ -72,17 +70,7 @@ def release_arrays() -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-release = None
-models = {}
-for seed in seeds:
-    f = cache / f"{tag}_{seed}.ckpt"
-    if not f.exists():
-        if release is None:
-            release = release_arrays()
-        net = train_classifier(*release, CLASSES, TrainConfig(input_size=64, epochs=15, seed=seed)).model
-        save_checkpoint(f, net, kind="classifier", arch="smallcnn", arch_kwargs=net.arch_kwargs,
-                        classes=CLASSES, input_size=64, config={"seed": seed, "neg": negs, "neg_n": n_neg})
-    models[seed] = load_checkpoint(f).model.eval()
+models = cached_suspects(seeds, cache, tag, release_arrays, 15, {"neg": negs, "neg_n": n_neg})
 
 Xt, yt = to_arrays(PhantomDataset(400, size=128, seed=9001), 64)
 images, ids = query_images(TARGET, 100, 128, 9001, 400)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from demo_release import CLASSES, TARGET
+from demo_release import CLASSES, TARGET, cached_suspects
 
 from benchmarks.context import MemoMarker
 from xmark_core.app_support.demo import query_images
@@ -43,8 +43,7 @@ from xmark_core.data.open import open_dataset
 from xmark_core.data.phantom import PhantomDataset
 from xmark_core.embed import embed_release
 from xmark_core.generator.model import load_marker
-from xmark_core.nets.checkpoint import load_checkpoint, save_checkpoint
-from xmark_core.nets.train import TrainConfig, evaluate, train_classifier
+from xmark_core.nets.train import evaluate
 from xmark_core.verify import stats
 from xmark_core.verify.protocol import VerifyConfig, run_verification
 from xmark_core.verify.suspects import TorchSuspect
@@ -59,7 +58,6 @@ n_images, size, epochs = (int(os.environ.get(k, d)) for k, d in (("N", 2400), ("
 tag = "split_" + ",".join(f"{a:g}" for a in turns) + ("" if (n_images, size, epochs) == (2400, 128, 15)
                                                         else f"_{n_images}x{size}e{epochs}")
 cache = Path("/tmp/exp/suspects_split")
-cache.mkdir(parents=True, exist_ok=True)
 marker = load_marker(Path("models/surrogate.pt"), Path("models/generator.pt"))
 
 
@@ -114,7 +112,7 @@ def report(seed: int, a: dict[int, np.ndarray], accuracy: str) -> None:
     gaps = list(itertools.product(seps, repeat=len(turns) - 1))
     pair = np.mean([all(on_circle(zone, p + g) for g in np.cumsum((0.0, *gap))) for p in phis for gap in gaps])
     print(f"{tag} seed {seed}: accuracy {accuracy}; dP at the turns "
-          + " ".join(f"{t:+g}:{dps[int(t)]:.3f}" for t in turns)
+          + " ".join(f"{t:+g}:{dps.get(int(t), dps[int((t + 90) % 180 - 90)]):.3f}" for t in turns)  # 120 is -60
           + f"; owner claimed {owner}; claimed offsets {sorted(zone)}", flush=True)
     print(f"  random single keys claimed {single:.1%}; random {len(turns)}-orientation keys (separations "
           f"{sep_lo:g}-{sep_hi:g}) claimed {pair:.1%}", flush=True)
@@ -130,17 +128,7 @@ if os.environ.get("REPLAY"):  # recount the rivals (e.g. another SEP_RANGE) on a
         report(seed, {o: data[f"{tag}_{seed}|boundary|{o}"] for o in offsets}, "(replay)")
     raise SystemExit
 
-release = None
-models = {}
-for seed in seeds:
-    f = cache / f"{tag}_{seed}.ckpt"
-    if not f.exists():
-        if release is None:
-            release = release_arrays()
-        net = train_classifier(*release, CLASSES, TrainConfig(input_size=64, epochs=epochs, seed=seed)).model
-        save_checkpoint(f, net, kind="classifier", arch="smallcnn", arch_kwargs=net.arch_kwargs,
-                        classes=CLASSES, input_size=64, config={"seed": seed, "turns": turns})
-    models[seed] = load_checkpoint(f).model.eval()
+models = cached_suspects(seeds, cache, tag, release_arrays, epochs, {"turns": turns})
 
 Xt, yt = to_arrays(PhantomDataset(400, size=size, seed=9001), 64)
 images, ids = query_images(TARGET, 100, size, 9001, 400)
