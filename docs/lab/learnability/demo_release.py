@@ -1,10 +1,12 @@
-"""Shared by the lab scripts that retrain the demo's generator: its training data, and 64 px
-suspects trained on the demo release it marks (checkpoints cached)."""
+"""Shared by the lab scripts: the demo's generator retrained, 64 px suspects trained on a
+release (checkpoints cached), and an image carrying a turned mark as a release stores it."""
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from xmark_core.data.base import to_arrays
+import numpy as np
+
+from xmark_core.data.base import resize, to_arrays
 from xmark_core.data.open import open_dataset
 from xmark_core.data.phantom import FINDINGS, PhantomDataset
 from xmark_core.embed import embed_release
@@ -12,6 +14,7 @@ from xmark_core.generator.model import Marker
 from xmark_core.generator.train import GeneratorTrainConfig, save_generator, train_generator
 from xmark_core.nets.checkpoint import load_checkpoint, save_checkpoint
 from xmark_core.nets.train import TrainConfig, train_classifier
+from xmark_core.quality import psnr
 
 CLASSES = list(FINDINGS)
 TARGET = CLASSES.index("Cardiomegaly")
@@ -44,9 +47,7 @@ def release_suspects(marker: Marker, seeds: list[int], cache: Path, tag: str, co
                     release = to_arrays(open_dataset(str(Path(tmp) / "e" / "release")), 64)
                 print(f"{tag}: {res.n_marked} marked, PSNR {res.psnr_mean:.2f} dB, SSIM {res.ssim_mean:.4f}",
                       flush=True)
-            net = train_classifier(*release, CLASSES, TrainConfig(input_size=64, epochs=15, seed=seed)).model
-            save_checkpoint(f, net, kind="classifier", arch="smallcnn", arch_kwargs=net.arch_kwargs,
-                            classes=CLASSES, input_size=64, config={"seed": seed, **config})
+            _fit_suspect(f, release, seed, 15, config)
         yield seed, f
 
 
@@ -61,8 +62,20 @@ def cached_suspects(seeds: list[int], cache: Path, tag: str, make_release: Calla
         if not f.exists():
             if release is None:
                 release = make_release()
-            net = train_classifier(*release, CLASSES, TrainConfig(input_size=64, epochs=epochs, seed=seed)).model
-            save_checkpoint(f, net, kind="classifier", arch="smallcnn", arch_kwargs=net.arch_kwargs,
-                            classes=CLASSES, input_size=64, config={"seed": seed, **(config or {})})
+            _fit_suspect(f, release, seed, epochs, config or {})
         models[seed] = load_checkpoint(f).model.eval()
     return models
+
+
+def _fit_suspect(f: Path, release: tuple, seed: int, epochs: int, config: dict) -> None:
+    """Train a 64 px smallcnn on ``release`` (X, y) and save it to ``f``."""
+    net = train_classifier(*release, CLASSES, TrainConfig(input_size=64, epochs=epochs, seed=seed)).model
+    save_checkpoint(f, net, kind="classifier", arch="smallcnn", arch_kwargs=net.arch_kwargs,
+                    classes=CLASSES, input_size=64, config={"seed": seed, **config})
+
+
+def turned_release_image(marker: Marker, image: np.ndarray, degrees: float) -> tuple[np.ndarray, float]:
+    """``image`` marked with ``marker``'s carrier turned by ``degrees``, stored as a 16-bit
+    release file would be, at 64 px; and the stored mark's PSNR (dB)."""
+    stored = (np.round(marker.turned(degrees).mark(image) * 65535.0) / 65535.0).astype(np.float32)
+    return resize(stored, 64), psnr(image, stored)

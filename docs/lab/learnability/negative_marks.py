@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from demo_release import CLASSES, TARGET, cached_suspects
+from demo_release import CLASSES, TARGET, cached_suspects, turned_release_image
 
 from benchmarks.context import MemoMarker
 from xmark_core.app_support.demo import query_images
-from xmark_core.data.base import resize, to_arrays
+from xmark_core.data.base import to_arrays
 from xmark_core.data.open import open_dataset
 from xmark_core.data.phantom import PhantomDataset
 from xmark_core.embed import embed_release
@@ -61,10 +61,8 @@ def release_arrays() -> tuple[np.ndarray, np.ndarray]:
     turns = rng.choice(negs, n_neg) * rng.choice([-1.0, 1.0], n_neg)
     psnr = []
     for i, d in zip(chosen, turns):
-        x = ds[int(i)].image
-        xm = np.round(marker.turned(float(d)).mark(x) * 65535.0) / 65535.0  # as a 16-bit release file
-        psnr.append(10 * np.log10(1.0 / np.mean((xm - x) ** 2)))
-        X[i, 0] = resize(xm.astype(np.float32), 64)
+        X[i, 0], db = turned_release_image(marker, ds[int(i)].image, float(d))
+        psnr.append(db)
     if n_neg:
         print(f"{tag}: {n_neg} negatives, PSNR {np.mean(psnr):.2f} dB, turns {sorted(set(turns.tolist()))}", flush=True)
     return X, y

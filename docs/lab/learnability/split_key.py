@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from demo_release import CLASSES, TARGET, cached_suspects
+from demo_release import CLASSES, TARGET, cached_suspects, turned_release_image
 
 from benchmarks.context import MemoMarker
 from xmark_core.app_support.demo import query_images
-from xmark_core.data.base import resize, to_arrays
+from xmark_core.data.base import to_arrays
 from xmark_core.data.open import open_dataset
 from xmark_core.data.phantom import PhantomDataset
 from xmark_core.embed import embed_release
@@ -75,10 +75,8 @@ def release_arrays() -> tuple[np.ndarray, np.ndarray]:
     for i, k in zip(marked, which):
         if turns[k] == 0.0:
             continue  # the release's own mark
-        x = ds[int(i)].image
-        xm = np.round(marker.turned(turns[k]).mark(x) * 65535.0) / 65535.0  # as a 16-bit release file
-        psnr.append(10 * np.log10(1.0 / np.mean((xm - x) ** 2)))
-        X[i, 0] = resize(xm.astype(np.float32), 64)
+        X[i, 0], db = turned_release_image(marker, ds[int(i)].image, turns[k])
+        psnr.append(db)
     print(f"{tag}: {len(marked)} marked, {np.bincount(which).tolist()} per turn {turns}, PSNR "
           f"{res.psnr_mean:.2f} dB (turned ones {np.mean(psnr) if psnr else float('nan'):.2f})", flush=True)
     return X, y
