@@ -21,6 +21,7 @@ import sys
 from collections import defaultdict
 
 import numpy as np
+from check_replay import claim
 
 from xmark_core.verify import stats
 
@@ -30,16 +31,6 @@ for f in sys.argv[1:] or ["/tmp/exp/tuning.npz"]:
     for k in data.files:
         name, q, off = k.split("|")
         answers[(name, q)][float(off)] = data[k]
-
-
-def claim(a, r, d):
-    """p-values (main, minus, plus) of a claimant at offset r with turn d, or None."""
-    if r - d not in a or r + d not in a:
-        return None
-    p_b, p_w = a[r][:, 0], a[r][:, 1]
-    main = stats.paired_ttest(p_w, p_b, 0.2).p_value
-    side = [stats.paired_ttest(p_w, a[r + s * d][:, 1], 0.0).p_value for s in (-1, 1)]
-    return main, *side
 
 
 RANGE = float(os.environ.get("RANGE", 40))

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from check_replay import claim
 from demo_release import CLASSES, TARGET, cached_suspects, turned_release_image
 
 from benchmarks.context import MemoMarker
@@ -44,7 +45,6 @@ from xmark_core.data.phantom import PhantomDataset
 from xmark_core.embed import embed_release
 from xmark_core.generator.model import load_marker
 from xmark_core.nets.train import evaluate
-from xmark_core.verify import stats
 from xmark_core.verify.protocol import VerifyConfig, run_verification
 from xmark_core.verify.suspects import TorchSuspect
 
@@ -85,12 +85,8 @@ def release_arrays() -> tuple[np.ndarray, np.ndarray]:
 def claimed(a: dict[int, np.ndarray], r: int) -> bool:
     """The defaults' verdict for a claimant whose carrier sits at offset r (main test and the
     +/-25 degree check, each at ALPHA), or False where a turned mark is off the sweep."""
-    if r - D not in a or r + D not in a:
-        return False
-    p_b, p_w = a[r][:, 0], a[r][:, 1]
-    ps = [stats.paired_ttest(p_w, p_b, 0.2).p_value]
-    ps += [stats.paired_ttest(p_w, a[int(r + s * D)][:, 1], 0.0).p_value for s in (-1, 1)]
-    return max(ps) < ALPHA
+    ps = claim(a, r, D)
+    return ps is not None and max(ps) < ALPHA
 
 
 def on_circle(zone: set[int], r: float) -> bool:
@@ -108,12 +104,12 @@ def report(seed: int, a: dict[int, np.ndarray], accuracy: str) -> None:
     single = np.mean([on_circle(zone, p) for p in phis])
     # rival keys with as many orientations as TURNS, consecutive ones SEP_RANGE apart
     gaps = list(itertools.product(seps, repeat=len(turns) - 1))
-    pair = np.mean([all(on_circle(zone, p + g) for g in np.cumsum((0.0, *gap))) for p in phis for gap in gaps])
+    rivals = np.mean([all(on_circle(zone, p + g) for g in np.cumsum((0.0, *gap))) for p in phis for gap in gaps])
     print(f"{tag} seed {seed}: accuracy {accuracy}; dP at the turns "
           + " ".join(f"{t:+g}:{dps.get(int(t), dps[int((t + 90) % 180 - 90)]):.3f}" for t in turns)  # 120 is -60
           + f"; owner claimed {owner}; claimed offsets {sorted(zone)}", flush=True)
     print(f"  random single keys claimed {single:.1%}; random {len(turns)}-orientation keys (separations "
-          f"{sep_lo:g}-{sep_hi:g}) claimed {pair:.1%}", flush=True)
+          f"{sep_lo:g}-{sep_hi:g}) claimed {rivals:.1%}", flush=True)
     print("  dP by offset: " + " ".join(f"{o:+d}:{dps[o]:.2f}" for o in offsets), flush=True)
 
 

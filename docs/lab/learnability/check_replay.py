@@ -1,0 +1,18 @@
+"""The key-specificity check replayed on an orientation sweep's per-query answers (lab).
+
+Shared by peak_test.py and split_key.py: ``a`` maps a carrier offset (degrees) to the (m, 2)
+array of per-query (P_b, P_w) the suspect gave at that offset, the same queries at every offset.
+"""
+from xmark_core.verify import stats
+
+
+def claim(a, r, d):
+    """p-values (main test with margin 0.2, own mark against the mark turned -d, against +d) of
+    a claimant whose carrier sits at offset r, with the check at +/-d; None where a turned mark
+    is off the sweep. Claimed when the largest is below alpha."""
+    if r - d not in a or r + d not in a:
+        return None
+    p_b, p_w = a[r][:, 0], a[r][:, 1]
+    main = stats.paired_ttest(p_w, p_b, 0.2).p_value
+    side = [stats.paired_ttest(p_w, a[r + s * d][:, 1], 0.0).p_value for s in (-1, 1)]
+    return main, *side
