@@ -274,13 +274,15 @@ class BenchContext:
         return self._keep(key, *_fit_classifier(self.train_images(train_set, key[2]), self.y, self.s.classes,
                                                 self._train_config(key), progress))
 
-    def train_many(self, specs: Sequence[tuple[str, int | None, str | None, int | None]]) -> None:
+    def train_many(self, specs: Sequence[tuple[str, int | None, str | None, int | None]],
+                   on_trained: Callable[[Trained], Any] | None = None) -> None:
         """Train the models ``specs`` names (``(train_set, size, arch, seed)``, as :meth:`train`
         takes them) that are not cached yet, ``s.jobs`` at a time (:meth:`in_processes`).
 
         The weights are those :meth:`train` would give: training is bitwise reproducible for a
         seed and thread count. With ``jobs`` 1 this does nothing; :meth:`train` trains each model
-        when it is first asked for.
+        when it is first asked for. ``on_trained`` is called with each model as it finishes, so
+        a part can verify and log it at once and a run stopped early keeps what it finished.
         """
         todo = [k for k in dict.fromkeys(self._model_key(*spec) for spec in specs) if k not in self.models]
         if min(self.s.jobs, len(todo)) < 2:
@@ -290,7 +292,9 @@ class BenchContext:
         calls = [(_fit_classifier, (self.train_images(k[0], k[2]), self.y, self.s.classes, self._train_config(k)))
                  for k in todo]
         for i, (model, best_epoch, seconds) in self.in_processes(calls):
-            self._keep(todo[i], model, best_epoch, seconds)
+            tr = self._keep(todo[i], model, best_epoch, seconds)
+            if on_trained is not None:
+                on_trained(tr)
 
     def in_processes(self, calls: Sequence[tuple[Callable[..., Any], tuple]]) -> Iterator[tuple[int, Any]]:
         """Run ``calls`` (module-level functions and their arguments, which are pickled)

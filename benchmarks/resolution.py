@@ -10,35 +10,44 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.context import BenchContext, brief
+from benchmarks.context import BenchContext, Trained, brief
 from benchmarks.protocol import XMARK, Method
 
 MIN_SIZE = 32  # the classifiers need at least 32 px
 
 
-def _case(ctx: BenchContext, meth: Method, size: int, arch: str | None = None) -> dict[str, Any]:
-    tr = ctx.train(meth.name, size=size, arch=arch)
-    r = brief(ctx.verify(ctx.suspect(tr), meth.marker))
-    ctx.log(f"resolution {meth.name} {tr.arch}@{size}px: WSR {r['wsr']:.3f} dP {r['delta_p']:.3f} p {r['p']:.3g}")
-    return {**r, "input_size": size, "arch": tr.arch, "ba": tr.accuracy}
-
-
 def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, dict[str, Any]]:
     """Per method: ``{str(factor): {wsr, delta_p, p, input_size, ba, ...}}``; X-Mark also has
-    ``other_arch``. Factors whose side falls below 32 px are recorded as skipped."""
+    ``other_arch``. Factors whose side falls below 32 px are recorded as skipped.
+
+    Each suspect is verified and logged as soon as it is trained (also with ``jobs`` > 1), so
+    the log of a run stopped early holds every case it finished.
+    """
     s = ctx.s
+    cases: dict[tuple, dict[str, Any]] = {}
+
+    def case(tr: Trained) -> dict[str, Any]:
+        key = (tr.train_set, tr.arch, tr.input_size)
+        if key not in cases:
+            r = brief(ctx.verify(ctx.suspect(tr), methods[tr.train_set].marker))
+            ctx.log(f"resolution {tr.train_set} {tr.arch}@{tr.input_size}px: "
+                    f"WSR {r['wsr']:.3f} dP {r['delta_p']:.3f} p {r['p']:.3g}")
+            cases[key] = {**r, "input_size": tr.input_size, "arch": tr.arch, "ba": tr.accuracy}
+        return cases[key]
+
     ctx.train_many([(name, s.size_at(f), None, None) for name in methods
                     for f in (s.resolution_factors if name == XMARK else s.baseline_factors)
-                    if s.size_at(f) >= MIN_SIZE] + [(XMARK, None, s.other_arch, None)] * (XMARK in methods))
+                    if s.size_at(f) >= MIN_SIZE] + [(XMARK, None, s.other_arch, None)] * (XMARK in methods),
+                   on_trained=case)
     out: dict[str, dict[str, Any]] = {}
-    for name, meth in methods.items():
+    for name in methods:
         factors = s.resolution_factors if name == XMARK else s.baseline_factors
         rows: dict[str, Any] = {}
         for f in factors:
             size = s.size_at(f)
-            rows[str(f)] = (_case(ctx, meth, size) if size >= MIN_SIZE
+            rows[str(f)] = (case(ctx.train(name, size=size)) if size >= MIN_SIZE
                             else {"skipped": f"{size} px is below the {MIN_SIZE} px minimum"})
         if name == XMARK:
-            rows["other_arch"] = _case(ctx, meth, s.input_size, arch=s.other_arch)
+            rows["other_arch"] = case(ctx.train(name, arch=s.other_arch))
         out[name] = rows
     return out

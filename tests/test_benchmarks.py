@@ -252,8 +252,11 @@ def test_train_many_in_processes_gives_the_weights_train_gives():
     lines = io.StringIO()
     parallel = BenchContext.create(preset("micro", jobs=2), Log(stream=lines))
     specs = [(CLEAN, None, None, 100), (CLEAN, None, None, 101), (CLEAN, 48, None, 100)]
-    parallel.train_many(specs)
+    finished: list = []
+    parallel.train_many(specs, on_trained=finished.append)
     assert "training 3 models in 2 processes" in lines.getvalue()
+    # each model reaches the callback once, as it finishes (resolution verifies it there)
+    assert len(finished) == 3 and {id(t) for t in finished} == {id(t) for t in parallel.models.values()}
     serial = BenchContext.create(preset("micro"), Log(quiet=True))
     serial.train_many(specs)  # jobs 1: nothing happens here
     assert serial.models == {}
@@ -265,6 +268,24 @@ def test_train_many_in_processes_gives_the_weights_train_gives():
     assert len(parallel.models) == 3  # nothing retrained on the serial path
     with pytest.raises(ValueError, match="jobs and threads"):
         preset("micro", jobs=0)
+
+
+def test_resolution_part_verifies_each_suspect_as_it_finishes(micro, tmp_path):
+    """With `jobs` 2 the resolution suspects train at once; each is verified and logged right
+    after its training (a stopped run keeps what it finished), with the numbers `jobs` 1 gives."""
+    torch.set_num_threads(1)
+    lines = io.StringIO()
+    summary, problems = run_benchmark(preset("micro", jobs=2, baselines=[]), tmp_path,
+                                      ["protocol", "resolution"], Log(stream=lines))
+    assert problems == []
+    log = [line.split("] ", 1)[1] for line in lines.getvalue().splitlines() if "] " in line]
+    trained = [i for i, line in enumerate(log) if line.startswith("train ") and "on xmark: accuracy" in line
+               and i > log.index("--- resolution")]
+    assert len(trained) == 2  # the 32 px case is the Malicious suspect, trained in the protocol
+    assert sum(line.startswith("resolution xmark ") for line in log) == 3
+    for i in trained:  # "train resnet18@32px seed 100 on xmark: ..." then "resolution xmark resnet18@32px: ..."
+        assert log[i + 1].startswith(f"resolution xmark {log[i].split()[1]}:")
+    assert summary["resolution"] == micro[2]["resolution"]
 
 
 def test_prefetched_generators_are_the_ones_trained_in_turn():
