@@ -88,6 +88,10 @@ def test_owner_record_checks(owner, tmp_path):
     (tmp_path / "nocommit.json").write_text("{}")
     with pytest.raises(DataError, match="commitment"):
         check_owner_record(tmp_path / "nocommit.json")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for bad, match in (("missing.json", "not found"), ("bad.json", "not valid JSON"), ("list.json", "JSON object")):
+        with pytest.raises(DataError, match=match):
+            released_ids(tmp_path / bad)
 
 
 def test_evidence_bundle(verification, owner, tmp_path):

@@ -60,6 +60,17 @@ def specificity_text(spec: dict[str, Any] | None) -> str:
 # ----------------------------------------------------------------------------- building
 
 
+def _read_json(path: Path, missing: str, invalid: str) -> Any:
+    """``path`` parsed as JSON; DataError ``missing`` if it does not exist, ``invalid`` (with
+    the parser's message) if it is not JSON text."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise DataError(missing, path) from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{invalid} ({e})", path) from e
+
+
 def software_versions() -> dict[str, str]:
     import scipy
     import torch
@@ -89,12 +100,7 @@ def check_owner_record(path: str | Path, generator: str | Path | None = None,
     ``ok`` (all checks passed).
     """
     path = Path(path)
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError as e:
-        raise DataError("owner record not found", path) from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"owner record is not valid JSON ({e})", path) from e
+    record = _read_json(path, "owner record not found", "owner record is not valid JSON")
     if not isinstance(record, dict) or "commitment" not in record:
         raise DataError('owner record has no "commitment" field; pass the owner_record.json '
                         "written by `xmark embed`", path)
@@ -126,7 +132,10 @@ def check_owner_record(path: str | Path, generator: str | Path | None = None,
 def released_ids(owner_record: str | Path) -> list[str]:
     """Image ids / files the owner record lists as released or watermarked (excluded from
     the held-out query pool); empty if the record does not list them."""
-    record = json.loads(Path(owner_record).read_text())
+    record = _read_json(Path(owner_record), "owner record not found", "owner record is not valid JSON")
+    if not isinstance(record, dict):
+        raise DataError("owner record is not a JSON object; pass the owner_record.json written by `xmark embed`",
+                        owner_record)
     ids: list[str] = []
     for key in ("marked", "watermarked", "released"):
         v = record.get(key)
@@ -207,12 +216,7 @@ def build_evidence(result: VerificationResult, suspect_identity: dict[str, Any],
 def load_evidence(path: str | Path) -> dict[str, Any]:
     """Read ``evidence.json``; raises DataError if it is missing, malformed or altered."""
     path = Path(path)
-    try:
-        ev = json.loads(path.read_text())
-    except FileNotFoundError as e:
-        raise DataError("evidence file not found", path) from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"not a JSON evidence file ({e})", path) from e
+    ev = _read_json(path, "evidence file not found", "not a JSON evidence file")
     if not isinstance(ev, dict) or ev.get("schema") != SCHEMA:
         raise DataError(f"not an X-Mark evidence file (schema {SCHEMA!r} expected)", path)
     if ev.get("evidence_sha256") != evidence_hash(ev):

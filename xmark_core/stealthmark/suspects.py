@@ -113,18 +113,13 @@ def _http_seg_class():
     (its retries, rate limit and validation), imported lazily: httpx is only needed here."""
     from xmark_core.errors import SuspectError
     from xmark_core.verify.http_client import HttpSuspect
-    from xmark_core.verify.wire import API_VERSION, decode_array, encode_array
+    from xmark_core.verify.wire import decode_array, encode_array
 
     class HttpSegSuspect(HttpSuspect):
         """A segmenter behind the suspect HTTP API (``task: segmentation``, ``output: proba_map``)."""
 
         def _get_info(self) -> dict[str, Any]:
-            info = self._request("GET", "/info")
-            where = f"{self.url}/info"
-            if not isinstance(info, dict):
-                raise SuspectError(f"{where}: expected a JSON object, got {type(info).__name__}")
-            if info.get("api", API_VERSION) != API_VERSION:
-                raise SuspectError(f"{where}: API {info.get('api')!r} is not {API_VERSION!r}")
+            info, where = self._info_object()
             if info.get("task") != "segmentation":
                 raise SuspectError(f"{where}: task {info.get('task')!r} is not 'segmentation'")
             if info.get("output", "proba_map") != "proba_map":

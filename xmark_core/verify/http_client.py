@@ -124,13 +124,19 @@ class HttpSuspect:
 
     # ------------------------------------------------------------------ API
 
-    def _get_info(self) -> dict[str, Any]:
+    def _info_object(self) -> tuple[dict[str, Any], str]:
+        """``GET /info`` checked to be a JSON object of this API version; and its URL (for
+        errors). Subclasses for other tasks check the rest."""
         info = self._request("GET", "/info")
         where = f"{self.url}/info"
         if not isinstance(info, dict):
             raise SuspectError(f"{where}: expected a JSON object, got {type(info).__name__}")
         if info.get("api", API_VERSION) != API_VERSION:
             raise SuspectError(f"{where}: API {info.get('api')!r} is not {API_VERSION!r}")
+        return info, where
+
+    def _get_info(self) -> dict[str, Any]:
+        info, where = self._info_object()
         if info.get("task", "classification") != "classification":
             raise SuspectError(f"{where}: task {info.get('task')!r} is not a classifier")
         info.setdefault("output", "proba")
