@@ -52,7 +52,11 @@ with left:
                            help="boundary (default): the m pool images the owner's surrogate scores closest to "
                                 "the target class; a learned mark shows most there, but so does a nearby "
                                 "key's (README, Architecture 4). random: a seeded draw of the pool (the "
-                                "paper's protocol).")
+                                "paper's protocol). proxy: the m on which the owner's proxy, a model the "
+                                "owner trained on its own release, answers the mark most (Architecture 6).")
+    if queries == "proxy":
+        proxy_up = st.file_uploader("Proxy checkpoint: a classifier you trained on your own release, not the "
+                                    "suspect", type=["pt", "pth", "ts"], key="v_proxy")
     spec = c1.number_input("Key specificity ±°", 0.0, 90.0, VerifyConfig.specificity, 5.0, key="v_spec",
                            help="0 = off. Also query the owner's mark with its key carrier turned by ± this "
                                 "many degrees, and claim only if the owner's own mark is answered more "
@@ -81,6 +85,15 @@ def _suspect():
     key = next(k for k, v in SUSPECT_LABELS.items() if v == choice)
     path = bundle.suspects[key]
     return cached.checkpoint_suspect(str(path), path.stat().st_mtime)
+
+
+def _proxy():
+    if queries != "proxy":
+        return None
+    if proxy_up is None:
+        raise ValueError("proxy queries need the owner's proxy: upload a classifier trained on your own "
+                         "release (`xmark train-classifier --data RELEASE`), or choose boundary queries")
+    return sources.open_uploaded_suspect(proxy_up.name, proxy_up.getvalue(), None, None)
 
 
 def _pool(m_: int):
@@ -119,7 +132,7 @@ if run:
                 _draw(res)
 
             result = run_verification(
-                suspect, marker, images, ids, target, cfg, on_query=on_query,
+                suspect, marker, images, ids, target, cfg, on_query=on_query, proxy=_proxy(),
                 progress=lambda d, t: bar.progress(min(d / t, 1.0), text=f"{d} of {t} queries"),
             )
             status.update(label=f"Done: {result.n_queries} queries", state="complete")

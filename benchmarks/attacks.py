@@ -28,7 +28,7 @@ BA_BUDGET = 0.05
 
 
 def _row(ctx: BenchContext, name: str, suspect: Any, meth: Method, tag: str) -> dict[str, Any]:
-    r = {**brief(ctx.verify(suspect, meth.marker)), "ba": ctx.accuracy(suspect)}
+    r = {**brief(ctx.verify(suspect, meth.marker, meth.name)), "ba": ctx.accuracy(suspect)}
     ctx.log(f"attack {name}{tag}: WSR {r['wsr']:.3f} dP {r['delta_p']:.3f} p {r['p']:.3g} BA {r['ba']:.4f}")
     return r
 

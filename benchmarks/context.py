@@ -32,6 +32,7 @@ from xmark_core.verify.protocol import (
     MarkerLike,
     VerificationResult,
     VerifyConfig,
+    proxy_scores,
     run_verification,
 )
 from xmark_core.verify.suspects import TorchSuspect
@@ -166,6 +167,7 @@ class BenchContext:
     releases: dict[str, Release] = field(default_factory=dict)
     models: dict[tuple, Trained] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)  # per-run memo of the parts
+    owners: dict[str, MarkerLike] = field(default_factory=dict)  # method name -> its (memoised) marker
     _train_cache: dict[tuple, np.ndarray] = field(default_factory=dict)
 
     @classmethod
@@ -325,13 +327,31 @@ class BenchContext:
                                "query_gain": s.query_gain, "queries": s.queries,
                                "specificity": s.specificity, **overrides})
 
-    def verify(self, suspect: Any, marker: MarkerLike, **cfg: Any) -> VerificationResult:
+    def verify(self, suspect: Any, marker: MarkerLike, owner: str | None = None, **cfg: Any) -> VerificationResult:
         """:func:`~xmark_core.verify.protocol.run_verification` on the shared query pool (the
-        key-specificity check only where the marker has a key carrier: not the baselines)."""
+        key-specificity check only where the marker has a key carrier: not the baselines).
+        ``owner``: the method whose queries these are (needed for proxy queries)."""
         if not hasattr(getattr(marker, "inner", marker), "turned"):
             cfg = {"specificity": 0.0, **cfg}
         return run_verification(suspect, marker, self.pool, self.pool_ids, self.s.target, self.verify_config(**cfg),
-                                query_scores=self.cache.get("query_scores"))
+                                query_scores=self.query_scores(owner))
+
+    def query_scores(self, owner: str | None) -> np.ndarray | None:
+        """What the pool's queries are chosen by: the surrogate's target probability (boundary
+        queries; None for random ones), or for proxy queries the rise of ``owner``'s proxy's
+        target probability when ``owner``'s mark is added (:func:`proxy_scores`; the proxy is
+        trained on ``owner``'s release with ``proxy_seed``), computed once per method."""
+        if self.s.queries != "proxy":
+            return self.cache.get("query_scores")
+        if owner is None or owner not in self.owners:
+            raise ValueError(f"proxy queries need the owner method of a verification, got {owner!r}")
+        key = f"proxy_scores:{owner}"
+        if key not in self.cache:
+            proxy = self.train(owner, seed=self.s.proxy_seed)
+            self.cache[key] = proxy_scores(self.suspect(proxy), self.owners[owner], self.pool,
+                                           self.s.classes[self.s.target], self.s.query_gain)
+            self.log(f"proxy queries for {owner}: chosen by {self._name(self._model_key(owner, None, None, self.s.proxy_seed))}")
+        return self.cache[key]
 
 
 def _in_worker(threads: int, fn: Callable[..., Any], args: tuple) -> Any:

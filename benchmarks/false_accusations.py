@@ -25,14 +25,14 @@ def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, dict[str, An
     for meth in methods.values():
         meth.prefetch(range(s.n_ind_keys))
     for name, meth in methods.items():
-        ind_m = [brief(ctx.verify(ctx.suspect(c), meth.marker)) for c in clean]
+        ind_m = [brief(ctx.verify(ctx.suspect(c), meth.marker, name)) for c in clean]
         malicious = ctx.suspect(ctx.train(name))
         ind_t, unchecked = [], []
         for i in range(s.n_ind_keys):
             other = meth.independent(i)
-            ind_t.append(brief(ctx.verify(malicious, other)))
+            ind_t.append(brief(ctx.verify(malicious, other, name)))
             if s.specificity and hasattr(other, "turned"):  # the baselines have no key to turn
-                unchecked.append(brief(ctx.verify(malicious, other, specificity=0.0)))
+                unchecked.append(brief(ctx.verify(malicious, other, name, specificity=0.0)))
         out[name] = {"ind_m": summarize(ind_m, s.alpha), "ind_t": summarize(ind_t, s.alpha)}
         if unchecked:
             out[name]["ind_t_no_check"] = summarize(unchecked, s.alpha)

@@ -180,21 +180,26 @@ def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
     for name in s.baselines:
         methods[name] = baseline_method(ctx, name, surrogate, target_psnr)
 
-    ctx.train_many([(name, None, None, s.suspect_seed(i)) for name in methods for i in range(s.malicious_seeds)])
+    ctx.owners.update({name: meth.marker for name, meth in methods.items()})
+    proxies = [(name, None, None, s.proxy_seed) for name in methods] if s.queries == "proxy" else []
+    ctx.train_many([(name, None, None, s.suspect_seed(i)) for name in methods for i in range(s.malicious_seeds)]
+                   + proxies)
     reference = ctx.train(CLEAN)  # same seed as every Malicious suspect: a paired BA drop
     results: dict[str, Any] = {"surrogate": surrogate.spec(), "clean_reference": reference.spec()}
     for name, meth in methods.items():
         mal = ctx.train(name)
-        r = brief(ctx.verify(ctx.suspect(mal), meth.marker))
+        r = brief(ctx.verify(ctx.suspect(mal), meth.marker, name))
         rel = meth.release
         results[name] = {
             "malicious": r, "ba_clean": reference.accuracy, "ba": mal.accuracy,
             "ba_drop": reference.accuracy - mal.accuracy, "psnr": rel.psnr, "psnr_min": rel.psnr_min,
             "ssim": rel.ssim, "n_marked": len(rel.index), "suspect": mal.spec(), "info": meth.info,
         }
+        if s.queries == "proxy":
+            results[name]["proxy"] = ctx.train(name, seed=s.proxy_seed).spec()
         ctx.log(f"{name} Malicious: WSR {r['wsr']:.3f} dP {r['delta_p']:.3f} p {r['p']:.3g}; "
                 f"BA {mal.accuracy:.4f} (clean {reference.accuracy:.4f})")
-        more = [brief(ctx.verify(ctx.suspect(ctx.train(name, seed=s.suspect_seed(i))), meth.marker))
+        more = [brief(ctx.verify(ctx.suspect(ctx.train(name, seed=s.suspect_seed(i))), meth.marker, name))
                 for i in range(1, s.malicious_seeds)]
         results[name]["malicious_seeds"] = summarize([r, *more], s.alpha)
         if more:

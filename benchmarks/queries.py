@@ -60,7 +60,7 @@ def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, Any]:
         suspect = ctx.suspect(ctx.train(XMARK, seed=s.suspect_seed(i)))
         needed = []
         for r in range(s.seq_repeats):
-            res = ctx.verify(suspect, meth.marker, test="sequential", seed=s.verify_seed + 1 + r,
+            res = ctx.verify(suspect, meth.marker, XMARK, test="sequential", seed=s.verify_seed + 1 + r,
                              batch_size=s.seq_batch)
             needed.append(queries_needed(res.running_p, s.alpha))
             if i == 0:

@@ -29,7 +29,7 @@ def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, dict[str, An
     def case(tr: Trained) -> dict[str, Any]:
         key = (tr.train_set, tr.arch, tr.input_size)
         if key not in cases:
-            r = brief(ctx.verify(ctx.suspect(tr), methods[tr.train_set].marker))
+            r = brief(ctx.verify(ctx.suspect(tr), methods[tr.train_set].marker, tr.train_set))
             ctx.log(f"resolution {tr.train_set} {tr.arch}@{tr.input_size}px: "
                     f"WSR {r['wsr']:.3f} dP {r['delta_p']:.3f} p {r['p']:.3g}")
             cases[key] = {**r, "input_size": tr.input_size, "arch": tr.arch, "ba": tr.accuracy}

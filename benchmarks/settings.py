@@ -50,8 +50,13 @@ class BenchSettings:
         queries, the same suspect seeds: 2 of 3 claimed natively, 0 of 3 at 64 (README)
     m, tau, alpha, verify_seed : the verification protocol (DVBW t-test)
     query_gain : strength of the mark on the owner's queries (default: the library's)
-    queries : "boundary" or "random" choice of the m queries from the held-out pool
-        (default: the library's); boundary queries are scored by the owner's surrogate
+    queries : "boundary", "random" or "proxy" choice of the m queries from the held-out pool
+        (default: the library's); boundary queries are scored by the owner's surrogate, proxy
+        queries by each method's proxy: a classifier trained on that method's release with
+        ``proxy_seed`` (never a suspect's seed), the pool images on which it answers the
+        method's mark most. Ind-T is queried where the *owner's* proxy answers the owner's mark
+        most (the hard case: there the suspect also answers nearby keys most)
+    proxy_seed : training seed of the owner's proxy (proxy queries only)
     specificity : the key-specificity check in degrees (VerifyConfig.specificity; X-Mark
         only: the baselines have no key carrier to turn)
     baselines : which of :data:`BASELINES` run beside X-Mark (all by default; ``[]`` runs
@@ -115,6 +120,7 @@ class BenchSettings:
     query_gain: float = VerifyConfig.query_gain
     queries: str = VerifyConfig.queries
     specificity: float = VerifyConfig.specificity
+    proxy_seed: int = 7
     baselines: tuple[str, ...] = BASELINES
     malicious_seeds: int = 3
     n_ind_models: int = 10

@@ -227,6 +227,20 @@ def test_verify_query_choice_is_used_and_recorded(app):
 
 
 @needs_demo
+def test_verify_proxy_queries_ask_for_the_owners_proxy(app):
+    """Proxy queries need a model the owner trained on its release: the page shows an uploader
+    for it, and running without one says what to do instead of verifying."""
+    at = page(app, "verify")
+    at.selectbox(key="v_queries").set_value("proxy")
+    at.run()
+    assert any(u.label.startswith("Proxy checkpoint") for u in at.get("file_uploader"))
+    at.session_state["xm_verification"] = None
+    at.button(key="v_run").click().run()
+    assert any("proxy queries need the owner's proxy" in e.value for e in at.error)
+    assert at.session_state["xm_verification"] is None
+
+
+@needs_demo
 def test_verify_key_specificity_check_claims_the_owner_and_is_recorded(app):
     """Boundary queries with the key-specificity check (±25°): the shipped Malicious suspect
     answers the owner's own carrier more than the turned ones; the clean one is not claimed."""

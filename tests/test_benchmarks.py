@@ -288,6 +288,39 @@ def test_resolution_part_verifies_each_suspect_as_it_finishes(micro, tmp_path):
     assert summary["resolution"] == micro[2]["resolution"]
 
 
+def test_proxy_queries_are_chosen_by_each_methods_own_proxy():
+    """With `queries=proxy` every method's queries are the pool images on which its proxy (a
+    model trained on its release with `proxy_seed`) answers its mark most; Ind-T reuses the
+    owner's; a verification that does not say whose queries it runs is refused."""
+    from benchmarks import protocol
+    from xmark_core.verify.protocol import boundary_candidates, boundary_queries, proxy_scores
+
+    torch.set_num_threads(1)
+    lines = io.StringIO()
+    ctx = BenchContext.create(preset("micro", queries="proxy", baselines=["badnets"], malicious_seeds=1),
+                              Log(stream=lines))
+    methods, results = protocol.run(ctx)
+    s = ctx.s
+    assert results["xmark"]["proxy"]["seed"] == s.proxy_seed == 7
+    assert results["xmark"]["proxy"]["train_set"] == "xmark" and results["badnets"]["proxy"]["train_set"] == "badnets"
+    assert "proxy queries for xmark: chosen by smallcnn@32px seed 7 on xmark" in lines.getvalue()
+    asked = {}
+    for name, meth in methods.items():
+        proxy = ctx.suspect(ctx.train(name, seed=s.proxy_seed))
+        want = proxy_scores(proxy, meth.marker, ctx.pool, s.classes[s.target], s.query_gain)
+        np.testing.assert_array_equal(ctx.query_scores(name), want)
+        r = ctx.verify(ctx.suspect(ctx.train(name)), meth.marker, name)
+        cand = boundary_candidates(len(ctx.pool), s.m, s.verify_seed)
+        top = cand[boundary_queries(want[cand], s.m, s.verify_seed)]
+        asked[name] = [q["image_id"] for q in r.log]
+        assert r.pool["queries"] == "proxy" and asked[name] == [ctx.pool_ids[i] for i in top]
+    assert not np.array_equal(ctx.query_scores("xmark"), ctx.query_scores("badnets"))
+    ind_t = ctx.verify(ctx.suspect(ctx.train("xmark")), methods["xmark"].independent(0), "xmark")
+    assert [q["image_id"] for q in ind_t.log] == asked["xmark"]  # the owner's proxy queries
+    with pytest.raises(ValueError, match="owner method"):
+        ctx.verify(ctx.suspect(ctx.train("xmark")), methods["xmark"].marker)
+
+
 def test_prefetched_generators_are_the_ones_trained_in_turn():
     """Ind-T's independent generators trained in worker processes (`jobs` 2) are bitwise those
     `train_xmark` trains one at a time."""

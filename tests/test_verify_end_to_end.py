@@ -20,6 +20,7 @@ from xmark_core.verify.protocol import (
     compare_logs,
     draw_queries,
     heldout_pool,
+    proxy_scores,
     run_verification,
 )
 from xmark_core.verify.scenarios import run_scenarios, standard_scenarios
@@ -159,6 +160,59 @@ def test_boundary_queries_are_the_surrogates_top_m_in_seeded_order(suspect):
     verify = build_parser()._subparsers._group_actions[0].choices["verify"]
     cli = next(a for a in verify._actions if a.dest == "queries")
     assert tuple(cli.choices) == QUERY_CHOICES and cli.default is None  # None: the library's default
+
+
+class DimModel(CornerModel):
+    """Answers the corner mark less on brighter images: a proxy whose rise differs per image."""
+
+    def forward(self, x):
+        out = super().forward(x)
+        out[:, 1] -= 40.0 * x[:, 0].mean((1, 2))
+        return out
+
+
+class Hashed(Spy):
+    """A suspect view that reports a checkpoint hash (as CheckpointSuspect does)."""
+
+    def __init__(self, inner, sha):
+        super().__init__(inner)
+        self.sha = sha
+
+    def identity(self):
+        return {**self.inner.identity(), "sha256": self.sha}
+
+
+def test_proxy_queries_are_the_proxys_largest_rises(suspect):
+    """Proxy queries: the m candidates on which the owner's proxy answers the mark most (at the
+    query gain), in seeded order; the proxy is recorded; no proxy, one without the target, a
+    labels-only one or the suspect itself as its own proxy are refused."""
+    images, ids = pool()
+    proxy = TorchSuspect(DimModel(), CLASSES, 32, device="cpu")
+    cfg = plain(m=40, seed=3, queries="proxy", query_gain=1.5)
+    r = run_verification(suspect, CornerMarker(value=0.6), images, ids, TARGET, cfg, proxy=proxy)
+    rise = proxy_scores(proxy, CornerMarker(value=0.6), images, "Cardiomegaly", gain=1.5, batch_size=7)
+    x = np.stack(images)
+    marked = np.clip(x + 1.5 * (CornerMarker(value=0.6).mark(x) - x), 0, 1)
+    want = proxy.predict(marked)[:, TARGET] - proxy.predict(x)[:, TARGET]
+    np.testing.assert_allclose(rise, want, rtol=1e-6, atol=1e-9)
+    asked = [ids.index(q["image_id"]) for q in r.log]
+    assert sorted(asked) == sorted(np.argsort(-rise)[:40].tolist())
+    assert asked != sorted(asked, key=lambda i: -rise[i])  # asked in a shuffled order
+    assert r.pool["queries"] == "proxy" and r.pool["proxy"] == proxy.identity()
+    assert r.pool["min_score_chosen"] == pytest.approx(np.sort(rise)[-40])
+    boundary = run_verification(suspect, CornerMarker(value=0.6), images, ids, TARGET,
+                                plain(m=40, seed=3, query_gain=1.5))
+    assert sorted(asked) != sorted(ids.index(q["image_id"]) for q in boundary.log)
+    with pytest.raises(DataError, match="owner's proxy"):
+        run_verification(suspect, CornerMarker(), images, ids, TARGET, cfg)
+    other = TorchSuspect(DimModel(), ["No Finding", "Edema", "Effusion"], 32, device="cpu")
+    with pytest.raises(DataError, match="do not include the target"):
+        run_verification(suspect, CornerMarker(), images, ids, TARGET, cfg, proxy=other)
+    with pytest.raises(DataError, match="probabilities"):
+        run_verification(suspect, CornerMarker(), images, ids, TARGET, cfg, proxy=labels_only(proxy))
+    with pytest.raises(DataError, match="the suspect itself"):
+        run_verification(Hashed(suspect, "ab"), CornerMarker(), images, ids, TARGET, cfg,
+                         proxy=Hashed(proxy, "ab"))
 
 
 def test_query_gain_scales_the_mark(suspect):
@@ -373,8 +427,9 @@ class PatternMarker:
 
 @pytest.fixture(scope="module")
 def trained():
-    """Two small CNNs on the 64 px phantom: one on a release where half of the target images
-    carry the mark (labels untouched), one on the clean data.  About 1 min on 2 busy cores."""
+    """Three small CNNs on the 64 px phantom: two on a release where half of the target images
+    carry the mark (labels untouched; seeds 0 and 1, the second the owner's proxy), one on the
+    clean data.  About 1.5 min on 2 busy cores."""
     from xmark_core.data.base import to_arrays
     from xmark_core.data.phantom import PhantomDataset
     from xmark_core.nets.train import TrainConfig, train_classifier
@@ -391,8 +446,9 @@ def trained():
     cfg = TrainConfig(epochs=6, batch_size=32, lr=3e-3, seed=0, arch_kwargs={"width": 8},
                       val_fraction=0.0, augment=False)
     classes = list(ds.classes)
-    models = {name: TorchSuspect(train_classifier(data, y, classes, cfg).model, classes, 64, device="cpu")
-              for name, data in (("release", Xw), ("clean", X))}
+    models = {name: TorchSuspect(train_classifier(data, y, classes, dataclasses.replace(cfg, seed=seed)).model,
+                                 classes, 64, device="cpu")
+              for name, data, seed in (("release", Xw, 0), ("clean", X, 0), ("proxy", Xw, 1))}
     torch.set_num_threads(2)
     heldout = PhantomDataset(160, size=64, seed=99)  # never part of any training set
     images, ids = heldout_pool(heldout, TARGET)
@@ -426,6 +482,20 @@ def test_boundary_queries_chosen_by_the_innocent_model_itself_do_not_accuse_it(t
     assert np.median(asked) > np.median(scores)  # the boundary half really was asked
     assert not innocent.decision and innocent.p_value > 0.05 and innocent.delta_p < 0.1
     assert guilty.decision and guilty.p_value < 1e-6 and guilty.delta_p > 0.3
+
+
+@pytest.mark.slow
+def test_proxy_queries_raise_a_release_models_answer_and_not_a_clean_ones(trained):
+    """Queries chosen by the owner's proxy (a second model trained on the release): the
+    release model answers the mark more than on random queries; the clean one is not claimed."""
+    models, marker, images, ids = trained
+    cfg = plain(m=60, seed=0, queries="proxy")
+    guilty = run_verification(models["release"], marker, images, ids, TARGET, cfg, proxy=models["proxy"])
+    innocent = run_verification(models["clean"], marker, images, ids, TARGET, cfg, proxy=models["proxy"])
+    rand = run_verification(models["release"], marker, images, ids, TARGET, plain(m=60, seed=0, queries="random"))
+    assert guilty.decision and guilty.p_value < 1e-6 and guilty.delta_p >= rand.delta_p  # 0.948 against 0.926
+    assert not innocent.decision and innocent.p_value > 0.05 and innocent.delta_p < 0.1  # -0.053, p = 1
+    assert guilty.pool["proxy"] == models["proxy"].identity()
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -542,6 +612,40 @@ def test_cli_specificity_is_recorded_reported_and_replayed(owner_files, tmp_path
     assert json.loads(capsys.readouterr().out)["match"]
     with pytest.raises(SystemExit):
         main(_verify_args(f, f["suspect"], tmp_path / "bad", "--specificity", "x"))
+
+
+def test_cli_proxy_queries_are_recorded_and_replayed(owner_files, tmp_path, capsys):
+    """`--queries proxy --proxy P.pt`: the proxy's hash goes into the evidence, the replay reopens
+    it from there and matches; another proxy file, a missing one, or the suspect itself is refused."""
+    import json
+
+    from xmark_core.cli import main
+    from xmark_core.nets import build_classifier, save_checkpoint
+    from xmark_core.report import load_evidence
+
+    f = owner_files
+    torch.manual_seed(2)
+    net = build_classifier("smallcnn", 4, width=4).eval()
+    classes = ["No Finding", "Cardiomegaly", "Pleural Effusion", "Consolidation"]
+    for name in ("proxy.pt", "other_proxy.pt"):
+        save_checkpoint(tmp_path / name, net, kind="classifier", arch="smallcnn", arch_kwargs=net.arch_kwargs,
+                        classes=classes, input_size=32 if name == "proxy.pt" else 40)
+    args = _verify_args(f, f["suspect"], tmp_path / "ev", "--queries", "proxy", "--specificity", "0")
+    assert main([*args, "--proxy", str(tmp_path / "proxy.pt")]) == 0
+    capsys.readouterr()
+    ev = load_evidence(tmp_path / "ev" / "evidence.json")
+    choice = ev["data"]["query_choice"]
+    assert ev["parameters"]["queries"] == "proxy" and choice["queries"] == "proxy"
+    assert choice["proxy"]["kind"] == "checkpoint" and choice["proxy"]["location"] == str(tmp_path / "proxy.pt")
+    replay = ["verify", "--replay", str(tmp_path / "ev" / "evidence.json"), "--owner-record", str(f["record"]), "--json"]
+    assert main(replay) == 0
+    assert json.loads(capsys.readouterr().out)["match"]
+    assert main([*replay, "--proxy", str(tmp_path / "other_proxy.pt")]) == 1
+    assert any("proxy differs" in p for p in json.loads(capsys.readouterr().out)["problems"])
+    assert main(args) == 2
+    assert "--queries proxy needs --proxy" in capsys.readouterr().err
+    assert main([*args, "--proxy", str(f["suspect"])]) == 2
+    assert "the suspect itself" in capsys.readouterr().err
 
 
 def test_cli_refuses_other_target_and_http_equals_local(owner_files, tmp_path, capsys):

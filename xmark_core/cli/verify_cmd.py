@@ -41,10 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="strength of the mark on the (never released) query images "
                         "(default: the library's, VerifyConfig.query_gain)")
     # A literal: the parser stays torch-free for a fast --help (a test pins it to QUERY_CHOICES).
-    p.add_argument("--queries", choices=("boundary", "random"), default=None,
+    p.add_argument("--queries", choices=("boundary", "random", "proxy"), default=None,
                    help="which held-out images to query: 'boundary' = the m the owner's surrogate "
-                        "scores closest to the target class, 'random' = a seeded draw "
+                        "scores closest to the target class, 'random' = a seeded draw, 'proxy' = the m "
+                        "on which the owner's proxy (--proxy) answers the mark most "
                         "(default: the library's, VerifyConfig.queries)")
+    p.add_argument("--proxy", metavar="CHECKPOINT",
+                   help="for --queries proxy: a classifier the owner trained on its own release "
+                        "(`xmark train-classifier --data RELEASE`), never the suspect; recorded in the evidence")
     p.add_argument("--specificity", type=float, default=None, metavar="DEGREES",
                    help="key-specificity check: also query the owner's mark with its carrier turned by "
                         "-/+DEGREES and claim only if the owner's own mark is answered more strongly than "
@@ -125,8 +129,19 @@ def _open_suspect(spec: str, args: argparse.Namespace, recorded: dict[str, Any] 
                         **(http if is_url(spec) else {}))
 
 
+def _open_proxy(path: str | None):
+    """The owner's proxy checkpoint for proxy queries."""
+    from xmark_core.verify.suspects import CheckpointSuspect
+
+    if not path:
+        raise XMarkError("--queries proxy needs --proxy: a classifier the owner trained on its own release "
+                         "(`xmark train-classifier --data RELEASE`)")
+    return CheckpointSuspect(path)
+
+
 def _run(args: argparse.Namespace, suspect_spec: str, surrogate: str, generator: str, data_spec: str,
-         target: str | None, cfg, recorded_suspect: dict[str, Any] | None = None):
+         target: str | None, cfg, recorded_suspect: dict[str, Any] | None = None,
+         recorded_proxy: dict[str, Any] | None = None):
     """Open everything, verify; return (result, suspect, evidence parts)."""
     from xmark_core.cli.progress import tqdm_progress
     from xmark_core.data.open import open_dataset
@@ -148,8 +163,9 @@ def _run(args: argparse.Namespace, suspect_spec: str, surrogate: str, generator:
     t_suspect, t_data, name = _resolve_target(target, record, suspect.classes, list(ds.classes))
     exclude = released_ids(args.owner_record)
     images, ids = heldout_pool(ds, t_data, exclude)
+    proxy = _open_proxy(args.proxy or (recorded_proxy or {}).get("location")) if cfg.queries == "proxy" else None
     with tqdm_progress("verify", "query") as prog:
-        result = run_verification(suspect, marker, images, ids, t_suspect, cfg, progress=prog)
+        result = run_verification(suspect, marker, images, ids, t_suspect, cfg, progress=prog, proxy=proxy)
     ident = getattr(marker, "identity", dict)()
     marker_info = {
         "surrogate": str(Path(surrogate).resolve()), "surrogate_sha256": sha256_file(surrogate),
@@ -209,9 +225,10 @@ def _replay_main(args: argparse.Namespace) -> int:
     if missing:
         raise XMarkError(f"the evidence does not say where its {', '.join(m[2:] for m in missing)} "
                          f"came from; pass {' '.join(missing)}")
+    recorded_proxy = ((ev.get("data") or {}).get("query_choice") or {}).get("proxy")
     result, suspect, owner, _, _ = _run(
         args, inputs["suspect"], inputs["surrogate"], inputs["generator"], inputs["data"],
-        ev["result"]["target_name"], cfg, recorded_suspect=ev["suspect"])
+        ev["result"]["target_name"], cfg, recorded_suspect=ev["suspect"], recorded_proxy=recorded_proxy)
     check = compare_logs(ev["log"], result.log)
     rec = ev["result"]
     numbers = {k: (rec[k], getattr(result, k)) for k in ("p_value", "delta_p", "wsr", "statistic")}
@@ -225,6 +242,8 @@ def _replay_main(args: argparse.Namespace) -> int:
     sus_now, sus_then = suspect.identity().get("sha256"), ev["suspect"].get("sha256")
     if sus_now != sus_then:
         check["problems"].append(f"suspect hash {sus_now} differs from the recorded {sus_then}")
+    if recorded_proxy and (result.pool.get("proxy") or {}).get("sha256") != recorded_proxy.get("sha256"):
+        check["problems"].append(f"the proxy differs from the recorded one (sha256 {recorded_proxy.get('sha256')})")
     if owner["commitment"] != (ev.get("owner") or {}).get("commitment"):
         check["problems"].append("the owner record's commitment differs from the recorded one")
     if not owner["ok"]:

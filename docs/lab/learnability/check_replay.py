@@ -16,3 +16,10 @@ def claim(a, r, d):
     main = stats.paired_ttest(p_w, p_b, 0.2).p_value
     side = [stats.paired_ttest(p_w, a[r + s * d][:, 1], 0.0).p_value for s in (-1, 1)]
     return main, *side
+
+
+def on_circle(zone, r, grid=5):
+    """Whether orientation r (degrees from the key's carrier, any real) lies in ``zone``, a set
+    of claimed offsets within +/-90 on a ``grid`` of degrees (-90 and +90 are one orientation)."""
+    q = int(round(((r + 90) % 180 - 90) / grid) * grid)
+    return q in zone or (abs(q) == 90 and -q in zone)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from check_replay import claim
+from check_replay import claim, on_circle
 from demo_release import CLASSES, TARGET, cached_suspects, turned_release_image
 
 from benchmarks.context import MemoMarker
@@ -87,13 +87,6 @@ def claimed(a: dict[int, np.ndarray], r: int) -> bool:
     +/-25 degree check, each at ALPHA), or False where a turned mark is off the sweep."""
     ps = claim(a, r, D)
     return ps is not None and max(ps) < ALPHA
-
-
-def on_circle(zone: set[int], r: float) -> bool:
-    """Whether orientation r (degrees from the key's carrier, any real) lies in the claimed zone
-    (offsets within +/-90 on the GRID; -90 and +90 are one orientation)."""
-    q = int(round(((r + 90) % 180 - 90) / GRID) * GRID)
-    return q in zone or (abs(q) == 90 and -q in zone)
 
 
 def report(seed: int, a: dict[int, np.ndarray], accuracy: str) -> None:
