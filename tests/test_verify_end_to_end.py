@@ -200,6 +200,9 @@ def test_proxy_queries_are_the_proxys_largest_rises(suspect):
     assert asked != sorted(asked, key=lambda i: -rise[i])  # asked in a shuffled order
     assert r.pool["queries"] == "proxy" and r.pool["proxy"] == proxy.identity()
     assert r.pool["min_score_chosen"] == pytest.approx(np.sort(rise)[-40])
+    from xmark_core.app_support.evidence_view import parameter_rows
+
+    assert {"parameter": "proxy (sha256)", "value": proxy.identity()["location"]} in parameter_rows(r, {})
     boundary = run_verification(suspect, CornerMarker(value=0.6), images, ids, TARGET,
                                 plain(m=40, seed=3, query_gain=1.5))
     assert sorted(asked) != sorted(ids.index(q["image_id"]) for q in boundary.log)
@@ -637,6 +640,7 @@ def test_cli_proxy_queries_are_recorded_and_replayed(owner_files, tmp_path, caps
     choice = ev["data"]["query_choice"]
     assert ev["parameters"]["queries"] == "proxy" and choice["queries"] == "proxy"
     assert choice["proxy"]["kind"] == "checkpoint" and choice["proxy"]["location"] == str(tmp_path / "proxy.pt")
+    assert f"(proxy sha256 {choice['proxy']['sha256']})" in (tmp_path / "ev" / "report.html").read_text()
     replay = ["verify", "--replay", str(tmp_path / "ev" / "evidence.json"), "--owner-record", str(f["record"]), "--json"]
     assert main(replay) == 0
     assert json.loads(capsys.readouterr().out)["match"]

@@ -43,7 +43,16 @@ TEST_NAMES = {
 QUERY_CHOICE_TEXT = {
     "boundary": "the m held-out non-target images the owner's surrogate scores closest to the target class",
     "random": "a seeded random draw of m held-out non-target images",
+    "proxy": "the m held-out non-target images on which the owner's proxy (a model the owner trained on its "
+             "own release, never the suspect) raises the target score most when they are marked",
 }
+
+
+def query_choice_text(queries: str, choice: dict[str, Any] | None = None) -> str:
+    """The query choice in words, with the proxy's checkpoint hash where one chose them."""
+    text = QUERY_CHOICE_TEXT.get(queries, queries)
+    proxy = (choice or {}).get("proxy") or {}
+    return f"{text} (proxy sha256 {proxy['sha256']})" if proxy.get("sha256") else text
 
 
 def specificity_text(spec: dict[str, Any] | None) -> str:
@@ -302,7 +311,7 @@ def render_html(ev: dict[str, Any]) -> str:
         ("p-value", res["p_value"]), ("level alpha", par["alpha"]),
         ("average rise of the target score (ΔP)", res["delta_p"]), ("margin tau", par["tau"]),
         ("mark strength on the queries (query gain)", par.get("query_gain", 1.0)),
-        ("query choice", QUERY_CHOICE_TEXT.get(par.get("queries", "random"), par.get("queries"))),
+        ("query choice", query_choice_text(par.get("queries", "random"), (ev.get("data") or {}).get("query_choice"))),
         ("key-specificity check", specificity_text(res.get("details", {}).get("specificity"))),
         (f"watermarked images labelled '{target}' (WSR)", res["wsr"]),
         (f"original images labelled '{target}'", res["clean_target_rate"]),
