@@ -52,9 +52,10 @@ def release_suspects(marker: Marker, seeds: list[int], cache: Path, tag: str, co
 
 
 def cached_suspects(seeds: list[int], cache: Path, tag: str, make_release: Callable[[], tuple],
-                    epochs: int = 15, config: dict | None = None) -> dict:
-    """seed -> 64 px smallcnn (eval mode) trained on ``make_release()``'s (X, y), cached as
-    ``cache/{tag}_{seed}.ckpt``; the release is built only when a suspect is not cached yet."""
+                    epochs: int = 15, config: dict | None = None, input_size: int = 64) -> dict:
+    """seed -> smallcnn (eval mode; ``input_size`` px) trained on ``make_release()``'s (X, y),
+    cached as ``cache/{tag}_{seed}.ckpt``; the release is built only when a suspect is not
+    cached yet."""
     cache.mkdir(parents=True, exist_ok=True)
     release, models = None, {}
     for seed in seeds:
@@ -62,16 +63,16 @@ def cached_suspects(seeds: list[int], cache: Path, tag: str, make_release: Calla
         if not f.exists():
             if release is None:
                 release = make_release()
-            _fit_suspect(f, release, seed, epochs, config or {})
+            _fit_suspect(f, release, seed, epochs, config or {}, input_size)
         models[seed] = load_checkpoint(f).model.eval()
     return models
 
 
-def _fit_suspect(f: Path, release: tuple, seed: int, epochs: int, config: dict) -> None:
-    """Train a 64 px smallcnn on ``release`` (X, y) and save it to ``f``."""
-    net = train_classifier(*release, CLASSES, TrainConfig(input_size=64, epochs=epochs, seed=seed)).model
+def _fit_suspect(f: Path, release: tuple, seed: int, epochs: int, config: dict, input_size: int = 64) -> None:
+    """Train a smallcnn at ``input_size`` on ``release`` (X, y) and save it to ``f``."""
+    net = train_classifier(*release, CLASSES, TrainConfig(input_size=input_size, epochs=epochs, seed=seed)).model
     save_checkpoint(f, net, kind="classifier", arch="smallcnn", arch_kwargs=net.arch_kwargs,
-                    classes=CLASSES, input_size=64, config={"seed": seed, **config})
+                    classes=CLASSES, input_size=input_size, config={"seed": seed, **config})
 
 
 def turned_release_image(marker: Marker, image: np.ndarray, degrees: float) -> tuple[np.ndarray, float]:
