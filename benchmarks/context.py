@@ -350,7 +350,7 @@ class BenchContext:
             proxy = self.train(owner, seed=self.s.proxy_seed)
             self.cache[key] = proxy_scores(self.suspect(proxy), self.owners[owner], self.pool,
                                            self.s.classes[self.s.target], self.s.query_gain)
-            self.log(f"proxy queries for {owner}: chosen by {self._name(self._model_key(owner, None, None, self.s.proxy_seed))}")
+            self.log(f"proxy queries for {owner}: chosen by {self._name((owner, proxy.arch, proxy.input_size, proxy.seed))}")
         return self.cache[key]
 
 

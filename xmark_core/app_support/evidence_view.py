@@ -63,8 +63,10 @@ def parameter_rows(result: Any, last: dict[str, Any]) -> list[dict[str, str]]:
         ("target class", f"{result.target} ({result.target_name})"), ("query images", last.get("queries")),
         ("query pool size", result.pool.get("size")), ("run at (UTC)", last.get("created_utc")),
     ]
-    if result.pool.get("proxy"):  # proxy queries: which model chose them
-        rows.insert(7, ("proxy (sha256)", result.pool["proxy"].get("sha256", result.pool["proxy"].get("location"))))
+    proxy = result.pool.get("proxy")
+    if proxy:  # proxy queries: which model chose them, right after the query choice
+        at = [k for k, _ in rows].index("query choice") + 1
+        rows.insert(at, ("proxy (sha256)", proxy.get("sha256", proxy.get("location"))))
     return [{"parameter": k, "value": str(v)} for k, v in rows]
 
 

@@ -46,9 +46,6 @@ torch.set_num_threads(int(os.environ.get("NT", 1)))
 SIZE, POOL, M, GAIN, D, TAU, ALPHA, SEED = int(os.environ.get("SIZE", 256)), int(os.environ.get("POOL", 400)), \
     100, 2.0, 25.0, 0.2, 0.01, 9001
 
-models: dict[str, TorchSuspect] = {}  # name -> suspect, in argument order
-
-
 def gained(marker, x: np.ndarray) -> np.ndarray:
     """Queries marked at the verification's gain (as `run_verification` marks them)."""
     return np.clip(x + GAIN * (np.asarray(marker.mark(x), np.float32) - x), 0.0, 1.0)
@@ -68,7 +65,8 @@ def verdict(a: dict[str, np.ndarray], q: np.ndarray) -> dict[str, float]:
             "p": max(main, side), "p_main": main}
 
 
-def sweep(marker, images: np.ndarray, got: dict, choices: dict[str, np.ndarray], span: int) -> None:
+def sweep(marker, images: np.ndarray, suspects: dict[str, TorchSuspect], got: dict, choices: dict[str, np.ndarray],
+          span: int) -> None:
     """Rival keys: each suspect's claimed zone of carrier offsets within +/-``span`` degrees
     under each query choice (the owner's mark turned by every 5 degrees, the defaults' check
     replayed at each offset, as peak_test.py), and the share of random single keys whose
@@ -78,8 +76,8 @@ def sweep(marker, images: np.ndarray, got: dict, choices: dict[str, np.ndarray],
     pw = {name: {} for name in got}
     for off in offsets:
         marked = gained(marker.turned(off) if off else marker, images[used])
-        for name, ck in models.items():
-            pw[name][off] = np.concatenate([ck.predict(marked[i:i + 64]) for i in range(0, len(marked), 64)])[:, TARGET]
+        for name, sus in suspects.items():
+            pw[name][off] = np.concatenate([sus.predict(marked[i:i + 64]) for i in range(0, len(marked), 64)])[:, TARGET]
         print(f"  swept {off:+d}", end="\r", flush=True)
     where = {int(u): k for k, u in enumerate(used)}
     print(f"\nrival keys (offsets within +/-{span} swept, check +/-{D:g}):")
@@ -101,12 +99,12 @@ def main() -> None:
     images, ids = query_images(TARGET, M, SIZE, SEED, POOL)
     versions = {"clean": images, "marked": gained(marker, images),
                 "minus": gained(marker.turned(-D), images), "plus": gained(marker.turned(D), images)}
-    got = {}
+    suspects, got = {}, {}
     for arg in sys.argv[1:]:
         name, path = arg.split("=", 1)
         ck = load_checkpoint(Path(path))
-        models[name] = TorchSuspect(ck.model.eval(), CLASSES, ck.input_size)
-        got[name] = answers(models[name], versions)
+        suspects[name] = TorchSuspect(ck.model.eval(), CLASSES, ck.input_size)
+        got[name] = answers(suspects[name], versions)
     labels = PhantomDataset(POOL, size=SIZE, seed=SEED).labels()  # the pool query_images drew from
     cls = labels[[int(i.split("-")[-1]) for i in ids]]
     choices = {"boundary": boundary_queries(marker.target_scores(images), M, SEED)}
@@ -125,7 +123,7 @@ def main() -> None:
             print(f"  {name:10s} dP {r['dp']:.3f}  WSR {r['wsr']:.2f}  p {r['p']:.2g} (main {r['p_main']:.2g})"
                   f"  {'CLAIMED' if r['p'] < ALPHA else 'not claimed'}")
     if os.environ.get("SWEEP"):
-        sweep(marker, images, got, choices, int(os.environ["SWEEP"]))
+        sweep(marker, images, suspects, got, choices, int(os.environ["SWEEP"]))
     if os.environ.get("WHY"):
         for name, a in got.items():
             hit = a["marked"].argmax(1) == TARGET
