@@ -161,17 +161,20 @@ def size_row(ctx: BenchContext, marker: Marker, size: int, tmp: Path) -> dict[st
 
 
 def verify_timings(ctx: BenchContext, marker: Marker, mal_model: torch.nn.Module) -> dict[str, float]:
-    """Seconds per 100 paired queries in-process and over HTTP (marking included)."""
+    """Seconds per 100 paired queries in-process and over HTTP (marking and choosing the
+    queries included: the surrogate's scores, or with proxy queries the owner's proxy's)."""
     from xmark_core.verify.http_client import HttpSuspect
     from xmark_core.verify.server import ClassifierService, create_app
 
     s = ctx.s
     cfg = ctx.verify_config()
     suspect = ctx.suspect(mal_model)
-    _, t_local = _timed(lambda: run_verification(suspect, marker, ctx.pool, ctx.pool_ids, s.target, cfg))
+    proxy = ctx.suspect(ctx.train(XMARK, seed=s.proxy_seed)) if s.queries == "proxy" else None
+    _, t_local = _timed(lambda: run_verification(suspect, marker, ctx.pool, ctx.pool_ids, s.target, cfg, proxy=proxy))
     service = ClassifierService(mal_model, s.classes, s.input_size, "benchmark-malicious")
     with ServerThread(create_app(service)) as srv, HttpSuspect(srv.url) as remote:
-        _, t_http = _timed(lambda: run_verification(remote, marker, ctx.pool, ctx.pool_ids, s.target, cfg))
+        _, t_http = _timed(lambda: run_verification(remote, marker, ctx.pool, ctx.pool_ids, s.target, cfg,
+                                                    proxy=proxy))
     out = {"verify_s_per_100": t_local * 100 / s.m, "verify_http_s_per_100": t_http * 100 / s.m}
     ctx.log(f"verification: {out['verify_s_per_100']:.2f} s / 100 queries in-process, "
             f"{out['verify_http_s_per_100']:.2f} s over HTTP")

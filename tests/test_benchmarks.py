@@ -321,6 +321,17 @@ def test_proxy_queries_are_chosen_by_each_methods_own_proxy():
         ctx.verify(ctx.suspect(ctx.train("xmark")), methods["xmark"].marker)
 
 
+def test_micro_run_with_proxy_queries_covers_every_part(tmp_path):
+    """Every part verifies with proxy queries when the settings ask for them (the speed part's
+    own verification timings included), and the summary keeps its shape."""
+    torch.set_num_threads(1)
+    parts = [p for p in ALL_PARTS if p != "stealthmark"]
+    summary, problems = run_benchmark(preset("micro", queries="proxy", baselines=[]), tmp_path, parts, Log(quiet=True))
+    assert problems == [] and set(summary) == set(report.TOP_KEYS)
+    assert json.loads((tmp_path / "run.json").read_text())["settings"]["queries"] == "proxy"
+    assert summary["speed"]["verify_s_per_100"] > 0 and set(summary["resolution"]) == {"0.5", "0.25", "other_arch"}
+
+
 def test_prefetched_generators_are_the_ones_trained_in_turn():
     """Ind-T's independent generators trained in worker processes (`jobs` 2) are bitwise those
     `train_xmark` trains one at a time."""
