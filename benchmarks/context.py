@@ -336,6 +336,11 @@ class BenchContext:
         return run_verification(suspect, marker, self.pool, self.pool_ids, self.s.target, self.verify_config(**cfg),
                                 query_scores=self.query_scores(owner))
 
+    def proxy(self, owner: str) -> Trained:
+        """``owner``'s proxy for proxy queries: a classifier trained on ``owner``'s release with
+        ``proxy_seed`` (cached like every model; never a suspect's seed)."""
+        return self.train(owner, seed=self.s.proxy_seed)
+
     def query_scores(self, owner: str | None) -> np.ndarray | None:
         """What the pool's queries are chosen by: the surrogate's target probability (boundary
         queries; None for random ones), or for proxy queries the rise of ``owner``'s proxy's
@@ -347,7 +352,7 @@ class BenchContext:
             raise ValueError(f"proxy queries need the owner method of a verification, got {owner!r}")
         key = f"proxy_scores:{owner}"
         if key not in self.cache:
-            proxy = self.train(owner, seed=self.s.proxy_seed)
+            proxy = self.proxy(owner)
             self.cache[key] = proxy_scores(self.suspect(proxy), self.owners[owner], self.pool,
                                            self.s.classes[self.s.target], self.s.query_gain)
             self.log(f"proxy queries for {owner}: chosen by {self._name((owner, proxy.arch, proxy.input_size, proxy.seed))}")

@@ -196,7 +196,7 @@ def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
             "ssim": rel.ssim, "n_marked": len(rel.index), "suspect": mal.spec(), "info": meth.info,
         }
         if s.queries == "proxy":
-            results[name]["proxy"] = ctx.train(name, seed=s.proxy_seed).spec()
+            results[name]["proxy"] = ctx.proxy(name).spec()
         ctx.log(f"{name} Malicious: WSR {r['wsr']:.3f} dP {r['delta_p']:.3f} p {r['p']:.3g}; "
                 f"BA {mal.accuracy:.4f} (clean {reference.accuracy:.4f})")
         more = [brief(ctx.verify(ctx.suspect(ctx.train(name, seed=s.suspect_seed(i))), meth.marker, name))

@@ -39,7 +39,7 @@ from xmark_core.data.phantom import PhantomDataset
 from xmark_core.generator.model import load_marker
 from xmark_core.nets.checkpoint import load_checkpoint
 from xmark_core.verify import stats
-from xmark_core.verify.protocol import boundary_queries
+from xmark_core.verify.protocol import _mark, boundary_queries
 from xmark_core.verify.suspects import TorchSuspect
 
 torch.set_num_threads(int(os.environ.get("NT", 1)))
@@ -47,13 +47,13 @@ SIZE, POOL, M, GAIN, D, TAU, ALPHA, SEED = int(os.environ.get("SIZE", 256)), int
     100, 2.0, 25.0, 0.2, 0.01, 9001
 
 def gained(marker, x: np.ndarray) -> np.ndarray:
-    """Queries marked at the verification's gain (as `run_verification` marks them)."""
-    return np.clip(x + GAIN * (np.asarray(marker.mark(x), np.float32) - x), 0.0, 1.0)
+    """Queries marked at the verification's gain, by the verification's own marking."""
+    return np.stack(_mark(marker, list(x), GAIN))
 
 
 def answers(suspect: TorchSuspect, versions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The suspect's probabilities (n, classes) for each version of the pool."""
-    return {k: np.concatenate([suspect.predict(v[i:i + 64]) for i in range(0, len(v), 64)]) for k, v in versions.items()}
+    return {k: suspect.predict(v) for k, v in versions.items()}
 
 
 def verdict(a: dict[str, np.ndarray], q: np.ndarray) -> dict[str, float]:
@@ -77,7 +77,7 @@ def sweep(marker, images: np.ndarray, suspects: dict[str, TorchSuspect], got: di
     for off in offsets:
         marked = gained(marker.turned(off) if off else marker, images[used])
         for name, sus in suspects.items():
-            pw[name][off] = np.concatenate([sus.predict(marked[i:i + 64]) for i in range(0, len(marked), 64)])[:, TARGET]
+            pw[name][off] = sus.predict(marked)[:, TARGET]
         print(f"  swept {off:+d}", end="\r", flush=True)
     where = {int(u): k for k, u in enumerate(used)}
     print(f"\nrival keys (offsets within +/-{span} swept, check +/-{D:g}):")
