@@ -54,9 +54,13 @@ with left:
                                 "key's (README, Architecture 4). random: a seeded draw of the pool (the "
                                 "paper's protocol). proxy: the m on which the owner's proxy, a model the "
                                 "owner trained on its own release, answers the mark most (Architecture 6).")
+    demo_proxy = bundle.proxy if bundle is not None and bundle.marker is marker else None
     if queries == "proxy":
         proxy_up = st.file_uploader("Proxy checkpoint: a classifier you trained on your own release, not the "
                                     "suspect", type=["pt", "pth", "ts"], key="v_proxy")
+        if demo_proxy is not None:
+            st.caption(f"Without an upload, the demo owner's proxy is used (`{demo_proxy.name}`, trained on the "
+                       "demo release; models/MODEL_CARD.md).")
     spec = c1.number_input("Key specificity ±°", 0.0, 90.0, VerifyConfig.specificity, 5.0, key="v_spec",
                            help="0 = off. Also query the owner's mark with its key carrier turned by ± this "
                                 "many degrees, and claim only if the owner's own mark is answered more "
@@ -90,6 +94,8 @@ def _suspect():
 def _proxy():
     if queries != "proxy":
         return None
+    if proxy_up is None and demo_proxy is not None:
+        return cached.checkpoint_suspect(str(demo_proxy), demo_proxy.stat().st_mtime)
     if proxy_up is None:
         raise ValueError("proxy queries need the owner's proxy: upload a classifier trained on your own "
                          "release (`xmark train-classifier --data RELEASE`), or choose boundary queries")

@@ -229,15 +229,46 @@ def test_verify_query_choice_is_used_and_recorded(app):
 @needs_demo
 def test_verify_proxy_queries_ask_for_the_owners_proxy(app):
     """Proxy queries need a model the owner trained on its release: the page shows an uploader
-    for it, and running without one says what to do instead of verifying."""
+    for it, and running without one (and no demo proxy) says what to do instead of verifying."""
     at = page(app, "verify")
-    at.selectbox(key="v_queries").set_value("proxy")
-    at.run()
-    assert any(u.label.startswith("Proxy checkpoint") for u in at.get("file_uploader"))
-    at.session_state["xm_verification"] = None
-    at.button(key="v_run").click().run()
-    assert any("proxy queries need the owner's proxy" in e.value for e in at.error)
-    assert at.session_state["xm_verification"] is None
+    bundle = at.session_state["xm_bundle"] if "xm_bundle" in at.session_state else None
+    shipped = bundle.proxy if bundle is not None else None
+    try:
+        if bundle is not None:
+            bundle.proxy = None  # as a bundle built before the proxy was shipped
+        at.selectbox(key="v_queries").set_value("proxy")
+        at.run()
+        assert any(u.label.startswith("Proxy checkpoint") for u in at.get("file_uploader"))
+        at.session_state["xm_verification"] = None
+        at.button(key="v_run").click().run()
+        assert any("proxy queries need the owner's proxy" in e.value for e in at.error)
+        assert at.session_state["xm_verification"] is None
+    finally:
+        if bundle is not None:
+            bundle.proxy = shipped
+
+
+@needs_demo
+def test_verify_proxy_queries_on_the_demo_use_the_shipped_proxy(app):
+    """Without an upload the demo owner's proxy (models/proxy.pt) chooses the queries: the
+    shipped Malicious suspect answers them more than boundary queries, the clean one not at
+    all, and the evidence names the proxy by its hash."""
+    from xmark_core.hashing import sha256_file
+
+    proxy = DEMO.root / demo.PROXY_FILE
+    assert proxy.is_file(), "the demo ships the owner's proxy: `xmark models build --part proxy`"
+    boundary = _verify(app, "malicious", m=100, queries="boundary", specificity=25.0)
+    base = boundary.session_state["xm_verification"]["result"]
+    at = _verify(app, "malicious", m=100, queries="proxy", specificity=25.0)
+    assert any("demo owner's proxy" in c.value for c in at.caption)
+    res = at.session_state["xm_verification"]["result"]
+    assert res.decision and res.p_value < 1e-6
+    assert res.delta_p > base.delta_p + 0.05 and res.wsr > base.wsr
+    assert res.pool["queries"] == "proxy" and res.pool["proxy"]["sha256"] == sha256_file(proxy)
+    rows = evidence_view.parameter_rows(res, at.session_state["xm_verification"])
+    assert {"parameter": "proxy (sha256)", "value": sha256_file(proxy)} in rows
+    clean = _verify(app, "clean", m=100, queries="proxy", specificity=25.0).session_state["xm_verification"]["result"]
+    assert not clean.decision and clean.p_value > 0.5 and clean.delta_p < 0.05
 
 
 @needs_demo

@@ -217,3 +217,20 @@ def test_chexpert_csv_with_rows_cut_short(tmp_path):
         w.writerow(["a.jpg", "Male", "50", "Frontal"])  # missing trailing cells = blank
     ds = CheXpertDataset(tmp_path, check_files=False)
     assert len(ds) == 0 and ds.summary["dropped"]["no_positive"] == 1
+
+
+def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
+    """A release image or checkpoint written crash-safely must be as readable as one written
+    with open(): the temporary file's private 0600 must not leak into the result."""
+    import os
+
+    from xmark_core.atomic import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.json", "{}")
+    write_image(tmp_path / "b.png", np.zeros((4, 4)))
+    with open(tmp_path / "c.txt", "w") as f:
+        f.write("x")
+    plain = os.stat(tmp_path / "c.txt").st_mode & 0o777
+    assert plain & 0o044  # the test's umask lets others read
+    for name in ("a.json", "b.png"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == plain, name

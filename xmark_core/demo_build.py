@@ -8,6 +8,11 @@ phantom, deterministic for a seed, and checked before anything is written to ``m
 5. only if the Malicious suspect is claimed and the clean one is not, the files are moved
    into ``out`` together with ``MODEL_CARD.md``. A recipe that fails its own claim is never
    shipped: the error says what was measured.
+
+The owner's *proxy* (``proxy.pt``, for proxy queries: README, Architecture 6) is trained on the
+same release with its own seed. :func:`build_proxy` adds it to a bundle built before it existed,
+re-embedding the release from the shipped surrogate and generator (checked against the owner
+record) instead of retraining everything.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from xmark_core.app_support.demo import PROXY_FILE
 from xmark_core.errors import XMarkError
 from xmark_core.verify.protocol import VerifyConfig
 
@@ -29,7 +35,13 @@ Log = Callable[[str], None]
 
 # Names the app's demo loader reads (xmark_core.app_support.demo.DEMO_FILES).
 BUNDLE_FILES = ("surrogate.pt", "generator.pt", "suspect_malicious.pt", "suspect_clean.pt",
-                "owner_record.json")
+                "owner_record.json", PROXY_FILE)
+# Training seeds are cfg.seed plus: surrogate 0, Malicious suspect 1, clean suspect 2, proxy 3.
+PROXY_SEED = 3
+# A re-embedded release must match the owner record's per-image PSNR this closely (dB); the
+# PNG bytes may differ by rounding in the last bit, so their hashes are not compared.
+SAME_RELEASE_DB = 0.01
+PROXY_CARD_HEADING = "## The owner's proxy (proxy queries)"
 
 
 @dataclass
@@ -62,6 +74,7 @@ class DemoReport:
     accuracy: dict[str, float]
     verification: dict[str, dict[str, Any]]
     quality: dict[str, float]
+    proxy_verification: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _train(X: np.ndarray, y: np.ndarray, classes: list[str], seed: int, cfg: DemoConfig, path: Path):
@@ -73,6 +86,43 @@ def _train(X: np.ndarray, y: np.ndarray, classes: list[str], seed: int, cfg: Dem
     save_checkpoint(path, res.model, kind="classifier", arch=tc.arch, arch_kwargs=res.model.arch_kwargs,
                     classes=classes, input_size=cfg.input_size, config=asdict(tc))
     return res.model
+
+
+def _verify_config(cfg: DemoConfig, queries: str | None = None) -> VerifyConfig:
+    return VerifyConfig(m=cfg.m, alpha=cfg.alpha, seed=cfg.query_seed, query_gain=cfg.query_gain,
+                        queries=queries or cfg.queries, specificity=cfg.specificity)
+
+
+def _query_pool(cfg: DemoConfig, target: int) -> tuple[list[np.ndarray], list[str], np.ndarray, np.ndarray]:
+    """The held-out phantom (``query_seed``): non-target images and ids, and all of it as arrays."""
+    from xmark_core.data.base import to_arrays
+    from xmark_core.data.phantom import PhantomDataset
+
+    test = PhantomDataset(cfg.query_n, size=cfg.image_size, seed=cfg.query_seed)
+    Xt, yt = to_arrays(test, cfg.input_size)
+    pool = [i for i in range(len(test)) if int(yt[i]) != target]
+    return [test[i].image for i in pool], [test[i].image_id for i in pool], Xt, yt
+
+
+def _verify_suspects(paths: dict[str, Path], marker: Any, target: int, cfg: DemoConfig, log: Log,
+                     proxy: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Verify each suspect checkpoint with the demo's settings (proxy queries when ``proxy``)."""
+    from xmark_core.verify.protocol import run_verification
+    from xmark_core.verify.suspects import CheckpointSuspect
+
+    images, ids, _, _ = _query_pool(cfg, target)
+    vcfg = _verify_config(cfg, "proxy" if proxy else None)
+    proxy_suspect = CheckpointSuspect(proxy) if proxy else None
+    out = {}
+    for name, path in paths.items():
+        r = run_verification(CheckpointSuspect(path), marker, images, ids, target, vcfg, proxy=proxy_suspect)
+        out[name] = {"delta_p": r.delta_p, "p_value": r.p_value, "wsr": r.wsr, "decision": bool(r.decision)}
+        log(f"  {name}{' (proxy queries)' if proxy else ''}: dP={r.delta_p:.3f} p={r.p_value:.2e} wsr={r.wsr:.2f}")
+    return out
+
+
+def _claim_holds(verification: dict[str, dict[str, Any]]) -> bool:
+    return bool(verification["malicious"]["decision"]) and not verification["clean"]["decision"]
 
 
 def build_demo(out: str | Path, cfg: DemoConfig | None = None, log: Log = print) -> DemoReport:
@@ -91,8 +141,6 @@ def build_demo(out: str | Path, cfg: DemoConfig | None = None, log: Log = print)
     from xmark_core.generator.train import GeneratorTrainConfig, save_generator, train_generator
     from xmark_core.hashing import sha256_file
     from xmark_core.nets.train import evaluate
-    from xmark_core.verify.protocol import run_verification
-    from xmark_core.verify.suspects import CheckpointSuspect
 
     cfg = cfg or DemoConfig()
     classes = list(FINDINGS)
@@ -102,8 +150,7 @@ def build_demo(out: str | Path, cfg: DemoConfig | None = None, log: Log = print)
         tmp = Path(tmp_name)
         ds = PhantomDataset(cfg.n, size=cfg.image_size, seed=cfg.seed)
         X, y = to_arrays(ds, cfg.input_size)
-        test = PhantomDataset(cfg.query_n, size=cfg.image_size, seed=cfg.query_seed)
-        Xt, yt = to_arrays(test, cfg.input_size)
+        _, _, Xt, yt = _query_pool(cfg, target)
 
         log("surrogate ...")
         surrogate = _train(X, y, classes, cfg.seed, cfg, tmp / "surrogate.pt")
@@ -120,30 +167,22 @@ def build_demo(out: str | Path, cfg: DemoConfig | None = None, log: Log = print)
         release = open_dataset(str(tmp / "embed" / "release"))
         Xr, yr = to_arrays(release, cfg.input_size)
 
-        log("suspects ...")
+        log("suspects and the owner's proxy ...")
         models = {
             "malicious": _train(Xr, yr, classes, cfg.seed + 1, cfg, tmp / "suspect_malicious.pt"),
             "clean": _train(X, y, classes, cfg.seed + 2, cfg, tmp / "suspect_clean.pt"),
         }
+        _train(Xr, yr, classes, cfg.seed + PROXY_SEED, cfg, tmp / PROXY_FILE)
         accuracy = {"surrogate": evaluate(surrogate, Xt, yt).accuracy,
                     **{k: evaluate(m, Xt, yt).accuracy for k, m in models.items()}}
 
-        pool = [i for i in range(len(test)) if int(yt[i]) != target]
-        images = [test[i].image for i in pool]
-        ids = [test[i].image_id for i in pool]
-        vcfg = VerifyConfig(m=cfg.m, alpha=cfg.alpha, seed=cfg.query_seed, query_gain=cfg.query_gain,
-                            queries=cfg.queries, specificity=cfg.specificity)
-        verification = {}
-        for name in models:
-            r = run_verification(CheckpointSuspect(tmp / f"suspect_{name}.pt"), marker, images, ids,
-                                 target, vcfg)
-            verification[name] = {"delta_p": r.delta_p, "p_value": r.p_value, "wsr": r.wsr,
-                                  "decision": bool(r.decision)}
-            log(f"  {name}: dP={r.delta_p:.3f} p={r.p_value:.2e} wsr={r.wsr:.2f}")
+        paths = {name: tmp / f"suspect_{name}.pt" for name in models}
+        verification = _verify_suspects(paths, marker, target, cfg, log)
         quality = {"psnr": emb.psnr_mean, "ssim": emb.ssim_mean, "n_marked": emb.n_marked}
-        report = DemoReport(cfg, accuracy, verification, quality)
+        report = DemoReport(cfg, accuracy, verification, quality,
+                            _verify_suspects(paths, marker, target, cfg, log, proxy=tmp / PROXY_FILE))
 
-        if not verification["malicious"]["decision"] or verification["clean"]["decision"]:
+        if not _claim_holds(verification):
             raise XMarkError(
                 "demo recipe failed its own check, nothing written to "
                 f"{out}: {json.dumps(verification)} ({emb.n_marked} images marked)"
@@ -151,17 +190,93 @@ def build_demo(out: str | Path, cfg: DemoConfig | None = None, log: Log = print)
         out.mkdir(parents=True, exist_ok=True)
         for name in BUNDLE_FILES:
             shutil.move(str(tmp / name), out / name)  # same filesystem: a rename
-        (out / "MODEL_CARD.md").write_text(model_card(report))
+        (out / "MODEL_CARD.md").write_text(model_card(report) + "\n" + proxy_card_section(cfg, report.proxy_verification))
     return report
+
+
+def _check_same_release(new: dict[str, Any], shipped: dict[str, Any], where: Path) -> None:
+    """Raise unless the re-embedded release marks the shipped record's images, as strongly."""
+    ids = [m["image_id"] for m in new.get("marked", [])]
+    if ids != [m["image_id"] for m in shipped.get("marked", [])]:
+        raise XMarkError(f"{where}: the release re-embedded from the shipped surrogate and generator marks other "
+                         "images than the owner record lists; rebuild the whole bundle (`make models`)")
+    worst = max((abs(a["psnr"] - b["psnr"]) for a, b in zip(new["marked"], shipped["marked"])), default=0.0)
+    if worst > SAME_RELEASE_DB:
+        raise XMarkError(f"{where}: the re-embedded release differs from the owner record's (PSNR off by "
+                         f"{worst:.3f} dB); rebuild the whole bundle (`make models`)")
+
+
+def build_proxy(root: str | Path, cfg: DemoConfig | None = None, log: Log = print) -> dict[str, dict[str, Any]]:
+    """Train the owner's proxy for a shipped bundle in ``root`` and write ``root/proxy.pt``.
+
+    The release is re-embedded from the bundle's surrogate and generator and checked against
+    its owner record; the proxy (seed ``cfg.seed + PROXY_SEED``) trains on it like a suspect.
+    Both shipped suspects are then verified with proxy queries; the proxy is written (atomically)
+    and its model-card section replaced only if the Malicious suspect is claimed and the clean
+    one is not.
+
+    Returns
+    -------
+    {"malicious": {...}, "clean": {...}}: delta_p, p_value, wsr, decision with proxy queries
+
+    Raises
+    ------
+    XMarkError
+        If the release cannot be reproduced or the check fails; ``root`` is untouched.
+    """
+    from xmark_core.app_support.demo import read_owner_record
+    from xmark_core.atomic import atomic_path
+    from xmark_core.data.base import to_arrays
+    from xmark_core.data.open import open_dataset
+    from xmark_core.data.phantom import FINDINGS, PhantomDataset
+    from xmark_core.embed import embed_release
+    from xmark_core.generator.model import load_marker
+
+    cfg = cfg or DemoConfig()
+    root = Path(root)
+    classes = list(FINDINGS)
+    target = classes.index(cfg.target)
+    marker = load_marker(root / "surrogate.pt", root / "generator.pt")
+    shipped = read_owner_record(root / "owner_record.json")
+    with tempfile.TemporaryDirectory(prefix="xmark-proxy-") as tmp_name:
+        tmp = Path(tmp_name)
+        log("re-embedding the release ...")
+        embed_release(PhantomDataset(cfg.n, size=cfg.image_size, seed=cfg.seed), marker, target, tmp / "embed",
+                      rho=cfg.rho, seed=cfg.seed)
+        _check_same_release(read_owner_record(tmp / "embed" / "owner_record.json"), shipped, root)
+        Xr, yr = to_arrays(open_dataset(str(tmp / "embed" / "release")), cfg.input_size)
+        log("the owner's proxy ...")
+        _train(Xr, yr, classes, cfg.seed + PROXY_SEED, cfg, tmp / PROXY_FILE)
+        paths = {name: root / f"suspect_{name}.pt" for name in ("malicious", "clean")}
+        verification = _verify_suspects(paths, marker, target, cfg, log, proxy=tmp / PROXY_FILE)
+        if not _claim_holds(verification):
+            raise XMarkError(f"the demo's proxy failed its own check, nothing written to {root}: "
+                             f"{json.dumps(verification)}")
+        with atomic_path(root / PROXY_FILE) as dest:
+            shutil.copy(tmp / PROXY_FILE, dest)
+    replace_card_section(root / "MODEL_CARD.md", PROXY_CARD_HEADING, proxy_card_section(cfg, verification))
+    return verification
+
+
+def replace_card_section(path: Path, heading: str, section: str) -> None:
+    """Put ``section`` (starting with ``heading``) into the model card at ``path``, in place of an
+    older copy of it (up to the next ``## `` heading) or at the end; atomic write."""
+    from xmark_core.atomic import atomic_write_text
+
+    text = path.read_text(encoding="utf-8") if path.is_file() else "# Demo models (made by `make models`)\n"
+    if "\n" + heading in text:
+        head, rest = text.split("\n" + heading, 1)
+        nxt = rest.find("\n## ")
+        text = head.rstrip("\n") + "\n\n" + section.rstrip("\n") + ("\n" + rest[nxt:] if nxt >= 0 else "\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    atomic_write_text(path, text)
 
 
 def model_card(r: DemoReport) -> str:
     """Markdown model card with the settings and the numbers measured while building."""
     c = r.config
-    rows = "\n".join(
-        f"| {k} | {v['delta_p']:.3f} | {v['p_value']:.2e} | {v['wsr']:.2f} | {'claimed' if v['decision'] else 'not claimed'} |"
-        for k, v in r.verification.items()
-    )
+    rows = _rows(r.verification)
     acc = ", ".join(f"{k} {v:.3f}" for k, v in r.accuracy.items())
     return f"""# Demo models (made by `make models`)
 
@@ -177,6 +292,7 @@ Classifier epochs: {c.classifier_epochs}. Generator overrides: {json.dumps(c.gen
 | suspect_malicious.pt | smallcnn trained on the watermarked release |
 | suspect_clean.pt | smallcnn trained on the clean phantom only |
 | owner_record.json | the owner's private record and its SHA-256 commitment |
+| {PROXY_FILE} | the owner's proxy: smallcnn trained on its own release (seed +{PROXY_SEED}), for proxy queries |
 
 Held-out accuracy ({c.query_n} images, seed {c.query_seed}): {acc}.
 Watermark quality over the {r.quality['n_marked']} marked release images: PSNR {r.quality['psnr']:.2f} dB, SSIM {r.quality['ssim']:.4f}.
@@ -188,4 +304,28 @@ never trained on; key-specificity check {f"±{c.specificity:g}°" if c.specifici
 | suspect | delta P | p | WSR | decision |
 |---|---|---|---|---|
 {rows}
+"""
+
+
+def _rows(verification: dict[str, dict[str, Any]]) -> str:
+    return "\n".join(
+        f"| {k} | {v['delta_p']:.3f} | {v['p_value']:.2e} | {v['wsr']:.2f} | {'claimed' if v['decision'] else 'not claimed'} |"
+        for k, v in verification.items())
+
+
+def proxy_card_section(cfg: DemoConfig, verification: dict[str, dict[str, Any]]) -> str:
+    """Model-card section of ``proxy.pt`` with the shipped suspects verified by proxy queries."""
+    return f"""{PROXY_CARD_HEADING}
+
+`{PROXY_FILE}` is a smallcnn the owner trained on its own release ({cfg.n} phantom images at
+{cfg.image_size} px, seed {cfg.seed}), like a suspect but never one: {cfg.classifier_epochs} epochs at
+{cfg.input_size} px, training seed {cfg.seed + PROXY_SEED}. With proxy queries the verification asks the
+{cfg.m} candidates on which the proxy's target probability rises most when the mark is added
+(README, Architecture 6). The shipped suspects verified with it (`xmark verify --queries proxy
+--proxy models/{PROXY_FILE}`, otherwise as above; key-specificity check
+{f"±{cfg.specificity:g}°" if cfg.specificity else "off"}):
+
+| suspect | delta P | p | WSR | decision |
+|---|---|---|---|---|
+{_rows(verification)}
 """

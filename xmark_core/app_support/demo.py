@@ -7,6 +7,7 @@
     models/suspect_malicious.pt   classifier trained on the watermarked release
     models/suspect_clean.pt       classifier trained on clean data only
     models/owner_record.json      owner's private record (key, target, commitment, ...)
+    models/proxy.pt               owner's proxy for proxy queries (optional)
 
 The app reads this layout; nothing is trained or downloaded at start.
 """
@@ -30,6 +31,8 @@ DEMO_FILES: dict[str, str] = {
     "clean": "suspect_clean.pt",
     "owner_record": "owner_record.json",
 }
+# Optional: the owner's proxy, trained on its own release (proxy queries; README, Architecture 6).
+PROXY_FILE = "proxy.pt"
 SUSPECT_LABELS: dict[str, str] = {
     "malicious": "Demo suspect: trained on the watermarked release (Malicious)",
     "clean": "Demo suspect: trained on clean data only (independent)",
@@ -94,6 +97,7 @@ class DemoBundle:
     target : the watermark's target class index
     owner_record : the owner's private record (dict), ``{}`` if absent
     suspects : suspect name (``"malicious"``, ``"clean"``) -> checkpoint path
+    proxy : the owner's proxy checkpoint (``proxy.pt``), or None if the bundle has none
     """
 
     root: Path
@@ -102,6 +106,7 @@ class DemoBundle:
     target: int
     owner_record: dict[str, Any]
     suspects: dict[str, Path] = field(default_factory=dict)
+    proxy: Path | None = None
 
     def path(self, name: str) -> Path:
         """Path of a demo file by its :data:`DEMO_FILES` name (``"generator"``, ``"owner_record"``, ...)."""
@@ -152,8 +157,9 @@ def load_demo(root: str | Path | None = None, device: str | None = None) -> Demo
     if target is None:
         raise CheckpointError(f"{status.root}: neither the generator nor the owner record names the target class")
     suspects = {k: status.root / DEMO_FILES[k] for k in SUSPECT_LABELS if status.present[k]}
+    proxy = status.root / PROXY_FILE
     return DemoBundle(root=status.root, marker=marker, classes=classes, target=int(target),
-                      owner_record=record, suspects=suspects)
+                      owner_record=record, suspects=suspects, proxy=proxy if proxy.is_file() else None)
 
 
 def query_images(

@@ -10,40 +10,35 @@ from pathlib import Path
 
 def _build(args: argparse.Namespace) -> int:
     from xmark_core.cli import emit_json
-    from xmark_core.demo_build import DemoConfig, build_demo
+    from xmark_core.demo_build import DemoConfig, build_demo, build_proxy, replace_card_section
 
     cfg = DemoConfig(n=args.n, seed=args.seed, classifier_epochs=args.epochs)
     cfg.generator = {**cfg.generator, **json.loads(args.generator)}
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    seg = None
+    seg = proxy = None
     if args.part in ("all", "xmark"):
         report = build_demo(args.out, cfg, log=log)
+    if args.part == "proxy":
+        proxy = build_proxy(args.out, cfg, log=log)
     if args.part in ("all", "seg"):
         from xmark_core.cli.progress import tqdm_progress
-        from xmark_core.stealthmark.demo import card_section, make_demo_models
+        from xmark_core.stealthmark.demo import CARD_HEADING, card_section, make_demo_models
 
         with tqdm_progress("StealthMark demo", "epoch") as p:
             seg = make_demo_models(args.out, progress=lambda stage, d, t: p(d, t))
         log(f"StealthMark demo: {seg['marked']['validation']}")
-        _append_card(Path(args.out) / "MODEL_CARD.md", card_section(seg))
+        replace_card_section(Path(args.out) / "MODEL_CARD.md", CARD_HEADING, card_section(seg))
     if args.json:
-        out = {"stealthmark": seg}
+        out: dict = {"stealthmark": seg}
         if args.part in ("all", "xmark"):
-            out.update(accuracy=report.accuracy, verification=report.verification, quality=report.quality)
+            out.update(accuracy=report.accuracy, verification=report.verification, quality=report.quality,
+                       proxy_verification=report.proxy_verification)
+        if proxy is not None:
+            out["proxy_verification"] = proxy
         emit_json(out)
     return 0
-
-
-def _append_card(path: Path, section: str) -> None:
-    """Put ``section`` into the model card, replacing an older copy of it (atomic write)."""
-    from xmark_core.atomic import atomic_write_text
-    from xmark_core.stealthmark.demo import CARD_HEADING
-
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Demo models (made by `make models`)\n"
-    text = text.split("\n" + CARD_HEADING)[0].rstrip("\n")
-    atomic_write_text(path, text + "\n\n" + section)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--epochs", type=int, default=15, help="classifier epochs")
     b.add_argument("--generator", default="{}", help="JSON overrides of GeneratorTrainConfig (merged into the demo's own)")
-    b.add_argument("--part", choices=("all", "xmark", "seg"), default="all",
-                   help="build both demos (default), only X-Mark's or only StealthMark's")
+    b.add_argument("--part", choices=("all", "xmark", "seg", "proxy"), default="all",
+                   help="build both demos (default), only X-Mark's or only StealthMark's; proxy: only the "
+                        "owner's proxy for the X-Mark bundle already in --out (re-embeds its release)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=_build)
