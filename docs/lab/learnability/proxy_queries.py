@@ -24,6 +24,13 @@ defaults' claim (main t-test, tau 0.2, and the +/-25 degree check, each at alpha
 The suspects named ``mal*`` serve as proxies in turn (leave one out). ``SWEEP=60`` also sweeps
 the owner's carrier over +/-60 degrees for the rival-key zone of each choice (~15 min);
 ``WHY=1`` prints each suspect's WSR by class over the whole pool.
+
+``SEQ=200`` also replays the sequential claim (the library's anytime-valid streams: owner vs
+original with margin tau, owner vs each turned mark with margin 0; the claim waits for the
+slowest) over that many random orders of each choice's m queries, as the benchmark's repeats
+do, and adds the choice ``proxyk:NAME``: the m candidates with the largest *smallest* of the
+proxy's three differences (its rise for the owner's mark, and the owner's mark over each turned
+one), so that the key-check streams get strong queries too.
 """
 import os
 import sys
@@ -65,6 +72,26 @@ def verdict(a: dict[str, np.ndarray], q: np.ndarray) -> dict[str, float]:
             "p": max(main, side), "p_main": main}
 
 
+def first_hit(d: np.ndarray, tau: float) -> float:
+    """Queries the anytime-valid stream of differences ``d`` needs to reach alpha (inf: never)."""
+    hit = np.flatnonzero(stats.sequential_path(d, tau, ALPHA)["p_value"] <= ALPHA)
+    return float(hit[0] + 1) if hit.size else np.inf
+
+
+def sequential(a: dict[str, np.ndarray], q: np.ndarray, repeats: int) -> dict[str, float]:
+    """Median queries of each stream and of the claim over ``repeats`` seeded orders of ``q``."""
+    rng = np.random.default_rng(SEED)
+    t = {k: [] for k in ("main", "minus", "plus", "claim")}
+    for _ in range(repeats):
+        o = q[rng.permutation(len(q))]
+        pw = a["marked"][o, TARGET]
+        t["main"].append(first_hit(pw - a["clean"][o, TARGET], TAU))
+        for side in ("minus", "plus"):
+            t[side].append(first_hit(pw - a[side][o, TARGET], 0.0))
+        t["claim"].append(max(t["main"][-1], t["minus"][-1], t["plus"][-1]))
+    return {k: float(np.median(v)) for k, v in t.items()}
+
+
 def sweep(marker, images: np.ndarray, suspects: dict[str, TorchSuspect], got: dict, choices: dict[str, np.ndarray],
           span: int) -> None:
     """Rival keys: each suspect's claimed zone of carrier offsets within +/-``span`` degrees
@@ -84,7 +111,7 @@ def sweep(marker, images: np.ndarray, suspects: dict[str, TorchSuspect], got: di
     for choice, q in choices.items():
         k = np.array([where[int(i)] for i in q])
         for name, a in got.items():
-            if choice == f"proxy:{name}":
+            if choice.endswith(f":{name}"):
                 continue
             pb = a["clean"][q, TARGET]
             sweep_a = {off: np.stack([pb, pw[name][off][k]], 1) for off in offsets}
@@ -112,16 +139,24 @@ def main() -> None:
         if name.startswith("mal"):
             dp = got[name]["marked"][:, TARGET] - got[name]["clean"][:, TARGET]
             choices[f"proxy:{name}"] = boundary_queries(dp, M, SEED)
+            if os.environ.get("SEQ"):
+                a = got[name]
+                keyed = np.minimum(dp, np.minimum(*(a["marked"][:, TARGET] - a[s][:, TARGET] for s in ("minus", "plus"))))
+                choices[f"proxyk:{name}"] = boundary_queries(keyed, M, SEED)
     print(f"pool: {len(ids)} non-target images at {SIZE} px; m {M}, gain {GAIN:g}, check +/-{D:g}")
     for choice, q in choices.items():
         counts = {CLASSES[c]: int(np.sum(cls[q] == c)) for c in np.unique(cls)}
         print(f"\n{choice}: queries by class {counts}")
         for name, a in got.items():
-            if choice == f"proxy:{name}":
+            if choice.endswith(f":{name}"):
                 continue
             r = verdict(a, q)
+            seq = ""
+            if os.environ.get("SEQ"):
+                t = sequential(a, q, int(os.environ["SEQ"]))
+                seq = f"  sequential claim {t['claim']:g} (main {t['main']:g}, -25 {t['minus']:g}, +25 {t['plus']:g})"
             print(f"  {name:10s} dP {r['dp']:.3f}  WSR {r['wsr']:.2f}  p {r['p']:.2g} (main {r['p_main']:.2g})"
-                  f"  {'CLAIMED' if r['p'] < ALPHA else 'not claimed'}")
+                  f"  {'CLAIMED' if r['p'] < ALPHA else 'not claimed'}{seq}")
     if os.environ.get("SWEEP"):
         sweep(marker, images, suspects, got, choices, int(os.environ["SWEEP"]))
     if os.environ.get("WHY"):
