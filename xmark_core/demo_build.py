@@ -3,9 +3,11 @@ phantom, deterministic for a seed, and checked before anything is written to ``m
 
 1. the owner trains a surrogate on the phantom and a watermark generator on it;
 2. the owner embeds a clean-label release (``rho`` of the target class marked);
-3. a "Malicious" suspect is trained on the release, an independent one on clean data;
+3. a "Malicious" suspect is trained on the release, an independent one on clean data, and
+   the owner's proxy on the release with its own seed;
 4. both are verified on held-out phantom images the models never saw;
-5. only if the Malicious suspect is claimed and the clean one is not, the files are moved
+5. only if the Malicious suspect is claimed and the clean one is not (with the default
+   queries and with proxy queries, chosen by the owner's proxy), the files are moved
    into ``out`` together with ``MODEL_CARD.md``. A recipe that fails its own claim is never
    shipped: the error says what was measured.
 
@@ -182,10 +184,11 @@ def build_demo(out: str | Path, cfg: DemoConfig | None = None, log: Log = print)
         report = DemoReport(cfg, accuracy, verification, quality,
                             _verify_suspects(paths, marker, target, cfg, log, proxy=tmp / PROXY_FILE))
 
-        if not _claim_holds(verification):
+        if not (_claim_holds(verification) and _claim_holds(report.proxy_verification)):
             raise XMarkError(
                 "demo recipe failed its own check, nothing written to "
-                f"{out}: {json.dumps(verification)} ({emb.n_marked} images marked)"
+                f"{out}: {json.dumps(verification)}; with proxy queries {json.dumps(report.proxy_verification)} "
+                f"({emb.n_marked} images marked)"
             )
         out.mkdir(parents=True, exist_ok=True)
         for name in BUNDLE_FILES:
