@@ -107,12 +107,13 @@ def _query_pool(cfg: DemoConfig, target: int) -> tuple[list[np.ndarray], list[st
 
 
 def _verify_suspects(paths: dict[str, Path], marker: Any, target: int, cfg: DemoConfig, log: Log,
-                     proxy: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Verify each suspect checkpoint with the demo's settings (proxy queries when ``proxy``)."""
+                     pool: tuple[list[np.ndarray], list[str]], proxy: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Verify each suspect checkpoint on ``pool`` (images, ids; :func:`_query_pool`) with the
+    demo's settings (proxy queries when ``proxy``)."""
     from xmark_core.verify.protocol import run_verification
     from xmark_core.verify.suspects import CheckpointSuspect
 
-    images, ids, _, _ = _query_pool(cfg, target)
+    images, ids = pool
     vcfg = _verify_config(cfg, "proxy" if proxy else None)
     proxy_suspect = CheckpointSuspect(proxy) if proxy else None
     out = {}
@@ -152,7 +153,7 @@ def build_demo(out: str | Path, cfg: DemoConfig | None = None, log: Log = print)
         tmp = Path(tmp_name)
         ds = PhantomDataset(cfg.n, size=cfg.image_size, seed=cfg.seed)
         X, y = to_arrays(ds, cfg.input_size)
-        _, _, Xt, yt = _query_pool(cfg, target)
+        q_images, q_ids, Xt, yt = _query_pool(cfg, target)
 
         log("surrogate ...")
         surrogate = _train(X, y, classes, cfg.seed, cfg, tmp / "surrogate.pt")
@@ -179,10 +180,10 @@ def build_demo(out: str | Path, cfg: DemoConfig | None = None, log: Log = print)
                     **{k: evaluate(m, Xt, yt).accuracy for k, m in models.items()}}
 
         paths = {name: tmp / f"suspect_{name}.pt" for name in models}
-        verification = _verify_suspects(paths, marker, target, cfg, log)
+        verification = _verify_suspects(paths, marker, target, cfg, log, (q_images, q_ids))
         quality = {"psnr": emb.psnr_mean, "ssim": emb.ssim_mean, "n_marked": emb.n_marked}
         report = DemoReport(cfg, accuracy, verification, quality,
-                            _verify_suspects(paths, marker, target, cfg, log, proxy=tmp / PROXY_FILE))
+                            _verify_suspects(paths, marker, target, cfg, log, (q_images, q_ids), tmp / PROXY_FILE))
 
         if not (_claim_holds(verification) and _claim_holds(report.proxy_verification)):
             raise XMarkError(
@@ -251,7 +252,8 @@ def build_proxy(root: str | Path, cfg: DemoConfig | None = None, log: Log = prin
         log("the owner's proxy ...")
         _train(Xr, yr, classes, cfg.seed + PROXY_SEED, cfg, tmp / PROXY_FILE)
         paths = {name: root / f"suspect_{name}.pt" for name in ("malicious", "clean")}
-        verification = _verify_suspects(paths, marker, target, cfg, log, proxy=tmp / PROXY_FILE)
+        verification = _verify_suspects(paths, marker, target, cfg, log, _query_pool(cfg, target)[:2],
+                                        tmp / PROXY_FILE)
         if not _claim_holds(verification):
             raise XMarkError(f"the demo's proxy failed its own check, nothing written to {root}: "
                              f"{json.dumps(verification)}")
