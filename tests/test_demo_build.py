@@ -49,11 +49,15 @@ def test_proxy_is_not_written_for_a_release_other_than_the_owner_records(tmp_pat
     src = default_models_dir()
     if not (src / "generator.pt").is_file():
         pytest.skip("demo models not built")
-    for name in ("surrogate.pt", "generator.pt", "owner_record.json", "MODEL_CARD.md"):
+    files = ["MODEL_CARD.md", "generator.pt", "owner_record.json", "surrogate.pt", "suspect_clean.pt"]
+    for name in files:
         shutil.copy(src / name, tmp_path / name)
+    with pytest.raises(XMarkError, match="bundle is incomplete"):  # no Malicious suspect to verify
+        build_proxy(tmp_path, DemoConfig(n=60, image_size=64), log=lambda s: None)
+    shutil.copy(src / "suspect_malicious.pt", tmp_path / "suspect_malicious.pt")
+    files = sorted([*files, "suspect_malicious.pt"])
     card = (tmp_path / "MODEL_CARD.md").read_text()
     with pytest.raises(XMarkError, match="marks other images than the owner record lists"):
         build_proxy(tmp_path, DemoConfig(n=60, image_size=64), log=lambda s: None)
     assert not (tmp_path / PROXY_FILE).exists() and (tmp_path / "MODEL_CARD.md").read_text() == card
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["MODEL_CARD.md", "generator.pt", "owner_record.json",
-                                                          "surrogate.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == files

@@ -228,31 +228,30 @@ def build_proxy(root: str | Path, cfg: DemoConfig | None = None, log: Log = prin
     XMarkError
         If the release cannot be reproduced or the check fails; ``root`` is untouched.
     """
-    from xmark_core.app_support.demo import read_owner_record
+    from xmark_core.app_support.demo import load_demo, read_owner_record
     from xmark_core.atomic import atomic_path
     from xmark_core.data.base import to_arrays
     from xmark_core.data.open import open_dataset
-    from xmark_core.data.phantom import FINDINGS, PhantomDataset
+    from xmark_core.data.phantom import PhantomDataset
     from xmark_core.embed import embed_release
-    from xmark_core.generator.model import load_marker
 
     cfg = cfg or DemoConfig()
     root = Path(root)
-    classes = list(FINDINGS)
-    target = classes.index(cfg.target)
-    marker = load_marker(root / "surrogate.pt", root / "generator.pt")
-    shipped = read_owner_record(root / "owner_record.json")
+    bundle = load_demo(root)  # the app's own reading of the bundle: marker, record, suspects
+    if set(bundle.suspects) != {"malicious", "clean"} or not bundle.owner_record:
+        raise XMarkError(f"{root}: the demo bundle is incomplete (a suspect or the owner record is missing); "
+                         "build it with `make models`")
+    marker, target = bundle.marker, bundle.target
     with tempfile.TemporaryDirectory(prefix="xmark-proxy-") as tmp_name:
         tmp = Path(tmp_name)
         log("re-embedding the release ...")
         embed_release(PhantomDataset(cfg.n, size=cfg.image_size, seed=cfg.seed), marker, target, tmp / "embed",
                       rho=cfg.rho, seed=cfg.seed)
-        _check_same_release(read_owner_record(tmp / "embed" / "owner_record.json"), shipped, root)
+        _check_same_release(read_owner_record(tmp / "embed" / "owner_record.json"), bundle.owner_record, root)
         Xr, yr = to_arrays(open_dataset(str(tmp / "embed" / "release")), cfg.input_size)
         log("the owner's proxy ...")
-        _train(Xr, yr, classes, cfg.seed + PROXY_SEED, cfg, tmp / PROXY_FILE)
-        paths = {name: root / f"suspect_{name}.pt" for name in ("malicious", "clean")}
-        verification = _verify_suspects(paths, marker, target, cfg, log, _query_pool(cfg, target)[:2],
+        _train(Xr, yr, bundle.classes, cfg.seed + PROXY_SEED, cfg, tmp / PROXY_FILE)
+        verification = _verify_suspects(bundle.suspects, marker, target, cfg, log, _query_pool(cfg, target)[:2],
                                         tmp / PROXY_FILE)
         if not _claim_holds(verification):
             raise XMarkError(f"the demo's proxy failed its own check, nothing written to {root}: "
