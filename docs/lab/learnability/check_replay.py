@@ -3,6 +3,10 @@
 Shared by peak_test.py and split_key.py: ``a`` maps a carrier offset (degrees) to the (m, 2)
 array of per-query (P_b, P_w) the suspect gave at that offset, the same queries at every offset.
 """
+import itertools
+
+import numpy as np
+
 from xmark_core.verify import stats
 
 
@@ -23,3 +27,10 @@ def on_circle(zone, r, grid=5):
     of claimed offsets within +/-90 on a ``grid`` of degrees (-90 and +90 are one orientation)."""
     q = int(round(((r + 90) % 180 - 90) / grid) * grid)
     return q in zone or (abs(q) == 90 and -q in zone)
+
+
+def rival_share(zone, n, seps, phis):
+    """Share of random rival keys of ``n`` orientations whose every orientation lies in ``zone``:
+    the first at each of ``phis``, consecutive ones ``seps`` apart (every combination)."""
+    gaps = list(itertools.product(seps, repeat=n - 1))
+    return np.mean([all(on_circle(zone, p + g) for g in np.cumsum((0.0, *gap))) for p in phis for gap in gaps])

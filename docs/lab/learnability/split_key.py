@@ -27,14 +27,13 @@ keys claimed (the single-grating design's Ind-T rate on the same suspect).
 N=4000 SIZE=256 EPOCHS=20 is the full preset's scale (100 marks; the shipped marker applied
 natively at 256 px, as work_size.py does; queries from a 400-image phantom pool at 256 px).
 """
-import itertools
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from check_replay import claim, on_circle
+from check_replay import claim, on_circle, rival_share
 from demo_release import CLASSES, TARGET, cached_suspects, turned_release_image
 
 from benchmarks.context import MemoMarker
@@ -95,9 +94,7 @@ def report(seed: int, a: dict[int, np.ndarray], accuracy: str) -> None:
     zone = {r for r in offsets if abs(r) <= 90 and claimed(a, r)}
     owner = all(on_circle(zone, t) for t in turns)
     single = np.mean([on_circle(zone, p) for p in phis])
-    # rival keys with as many orientations as TURNS, consecutive ones SEP_RANGE apart
-    gaps = list(itertools.product(seps, repeat=len(turns) - 1))
-    rivals = np.mean([all(on_circle(zone, p + g) for g in np.cumsum((0.0, *gap))) for p in phis for gap in gaps])
+    rivals = rival_share(zone, len(turns), seps, phis)  # as many orientations as TURNS, SEP_RANGE apart
     print(f"{tag} seed {seed}: accuracy {accuracy}; dP at the turns "
           + " ".join(f"{t:+g}:{dps.get(int(t), dps[int((t + 90) % 180 - 90)]):.3f}" for t in turns)  # 120 is -60
           + f"; owner claimed {owner}; claimed offsets {sorted(zone)}", flush=True)
