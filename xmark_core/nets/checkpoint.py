@@ -124,8 +124,10 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu().clone(memory_format=torch.contiguous_format)
                        for k, v in model.state_dict().items()},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # through a file object: given a path, torch names the archive's root folder after the
+    # (random) temporary file, so equal weights would give files with different hashes
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
 
 
 @contextmanager
@@ -165,8 +167,8 @@ def export_torchscript(
         traced = torch.jit.trace(model, example)
     model.train(was_training)
     meta = json.dumps({"classes": classes, "input_size": int(input_size), "extra": _plain(extra)})
-    with atomic_path(path) as tmp, _quiet_jit():
-        torch.jit.save(traced, str(tmp), _extra_files={_TS_META: meta})
+    with atomic_path(path) as tmp, open(tmp, "wb") as f, _quiet_jit():  # a file object: see save_checkpoint
+        torch.jit.save(traced, f, _extra_files={_TS_META: meta})
 
 
 def _is_torchscript(path: Path) -> bool:
