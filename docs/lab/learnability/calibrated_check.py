@@ -19,7 +19,7 @@ import sys
 from collections import defaultdict
 
 import numpy as np
-from check_replay import claim
+from check_replay import claimed_zone
 
 ALPHA, DS = 0.01, (10, 15, 20, 25)
 
@@ -41,8 +41,7 @@ def main() -> None:
         print(path + ": peaks " + ", ".join(f"{n} {peak[n]:+d} (dP {dp[n][peak[n]]:.3f}, at 0 {dp[n][0]:.3f})"
                                             for n in sorted(a)))
         for d in DS:
-            zones = {n: [r for r in range(-90, 91, 5) if (ps := claim(s, r, d)) is not None and max(ps) < ALPHA]
-                     for n, s in sorted(a.items())}
+            zones = {n: sorted(claimed_zone(s, d, ALPHA)) for n, s in sorted(a.items())}
             at_key = sum(0 in z for z in zones.values())
             at_peak = [peak[p] in z for n, z in zones.items() for p in a if p != n]
             mean_zone = 5 * np.mean([len(z) for z in zones.values()])

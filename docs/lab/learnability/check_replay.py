@@ -1,6 +1,6 @@
 """The key-specificity check replayed on an orientation sweep's per-query answers (lab).
 
-Shared by peak_test.py and split_key.py: ``a`` maps a carrier offset (degrees) to the (m, 2)
+Shared by peak_test.py, split_key.py, split_proxy.py and calibrated_check.py: ``a`` maps a carrier offset (degrees) to the (m, 2)
 array of per-query (P_b, P_w) the suspect gave at that offset, the same queries at every offset.
 """
 import itertools
@@ -27,6 +27,12 @@ def on_circle(zone, r, grid=5):
     of claimed offsets within +/-90 on a ``grid`` of degrees (-90 and +90 are one orientation)."""
     q = int(round(((r + 90) % 180 - 90) / grid) * grid)
     return q in zone or (abs(q) == 90 and -q in zone)
+
+
+def claimed_zone(a, d, alpha=0.01, grid=5):
+    """The offsets within +/-90 (every ``grid`` degrees) at which a claimant is claimed: the
+    main test and the +/-``d`` check all below ``alpha`` (not where a turned mark is off the sweep)."""
+    return {r for r in range(-90, 91, grid) if (ps := claim(a, r, d)) is not None and max(ps) < alpha}
 
 
 def rival_share(zone, n, seps, phis):

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from check_replay import claim, on_circle, rival_share
+from check_replay import claimed_zone, on_circle, rival_share
 from demo_release import CLASSES, TARGET, cached_suspects, turned_release_image
 
 from benchmarks.context import MemoMarker
@@ -81,17 +81,10 @@ def release_arrays() -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def claimed(a: dict[int, np.ndarray], r: int) -> bool:
-    """The defaults' verdict for a claimant whose carrier sits at offset r (main test and the
-    +/-25 degree check, each at ALPHA), or False where a turned mark is off the sweep."""
-    ps = claim(a, r, D)
-    return ps is not None and max(ps) < ALPHA
-
-
 def report(seed: int, a: dict[int, np.ndarray], accuracy: str) -> None:
     """Print a suspect's claimed zone, the owner's verdict and the shares of random rivals claimed."""
     dps = {o: float(np.mean(a[o][:, 1] - a[o][:, 0])) for o in offsets}
-    zone = {r for r in offsets if abs(r) <= 90 and claimed(a, r)}
+    zone = claimed_zone(a, D, ALPHA, GRID)
     owner = all(on_circle(zone, t) for t in turns)
     single = np.mean([on_circle(zone, p) for p in phis])
     rivals = rival_share(zone, len(turns), seps, phis)  # as many orientations as TURNS, SEP_RANGE apart

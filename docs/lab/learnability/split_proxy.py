@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from check_replay import claim, on_circle, rival_share
+from check_replay import claim, claimed_zone, on_circle, rival_share
 from demo_release import CLASSES, TARGET
 
 from xmark_core.app_support.demo import query_images
@@ -50,13 +50,13 @@ def sweep_answers() -> tuple[dict, np.ndarray]:
     """seed -> {"clean": P(target), "hit_<t>": argmax == target at turn t, offset: P(target)} over
     the whole pool, and the surrogate's target scores (boundary queries); cached."""
     saved = Path(f"/tmp/exp/{tag}_proxy_sweep.npz")
-    marker = load_marker(Path("models/surrogate.pt"), Path("models/generator.pt"))
-    images, _ = query_images(TARGET, M, 256, SEED, 400)
     if saved.exists():
         z = np.load(saved)
         got = {s: {k.split("|")[1]: z[k] for k in z.files if k.startswith(f"{s}|")} for s in seeds}
         got = {s: {(int(k) if k.lstrip("-").isdigit() else k): v for k, v in a.items()} for s, a in got.items()}
         return got, z["scores"]
+    marker = load_marker(Path("models/surrogate.pt"), Path("models/generator.pt"))
+    images, _ = query_images(TARGET, M, 256, SEED, 400)
     suspects = {s: TorchSuspect(load_checkpoint(Path(f"/tmp/exp/suspects_split/{tag}_{s}.ckpt")).model.eval(),
                                 CLASSES, 64) for s in seeds}
     got = {s: {"clean": sus.predict(images)[:, TARGET]} for s, sus in suspects.items()}
@@ -76,8 +76,8 @@ def sweep_answers() -> tuple[dict, np.ndarray]:
 def report(name: str, a: dict, q: np.ndarray) -> None:
     """The suspect's verdicts on queries ``q``: ΔP/WSR per turn, owner, zone, rival shares."""
     pairs = {o: np.stack([a["clean"][q], a[o][q]], 1) for o in offsets}
-    zone = {r for r in range(-90, 91, 5) if (ps := claim(pairs, r, D)) is not None and max(ps) < ALPHA}
-    owner = all(t in zone or (abs(t) == 90 and -t in zone) for t in turns)
+    zone = claimed_zone(pairs, D, ALPHA)
+    owner = all(on_circle(zone, t) for t in turns)
     per_turn = " ".join(f"{t:+d}: dP {np.mean(pairs[t][:, 1] - pairs[t][:, 0]):.3f} WSR "
                         f"{np.mean(a[f'hit_{t}'][q]):.2f} p {max(claim(pairs, t, D)):.2g}" for t in turns)
     single = np.mean([on_circle(zone, p) for p in phis])
