@@ -23,7 +23,9 @@ defaults' claim (main t-test, tau 0.2, and the +/-25 degree check, each at alpha
 
 The suspects named ``mal*`` serve as proxies in turn (leave one out). ``SWEEP=60`` also sweeps
 the owner's carrier over +/-60 degrees for the rival-key zone of each choice (~15 min);
-``WHY=1`` prints each suspect's WSR by class over the whole pool.
+``WHY=1`` prints each suspect's WSR by class over the whole pool. ``COMBOS=a+b,c+d`` adds
+choices by several proxies at once (e.g. trained at different input sizes): the mean of their
+rises; none of them is verified under that choice.
 
 ``SEQ=200`` also replays the sequential claim (the library's anytime-valid streams: owner vs
 original with margin tau, owner vs each turned mark with margin 0; the claim waits for the
@@ -111,7 +113,7 @@ def sweep(marker, images: np.ndarray, suspects: dict[str, TorchSuspect], got: di
     for choice, q in choices.items():
         k = np.array([where[int(i)] for i in q])
         for name, a in got.items():
-            if choice.endswith(f":{name}"):
+            if is_proxy(choice, name):
                 continue
             pb = a["clean"][q, TARGET]
             sweep_a = {off: np.stack([pb, pw[name][off][k]], 1) for off in offsets}
@@ -119,6 +121,11 @@ def sweep(marker, images: np.ndarray, suspects: dict[str, TorchSuspect], got: di
             share = np.mean([on_circle(zone, phi) for phi in np.arange(0.0, 180.0, 1.0)])
             print(f"  {choice:12s} {name:10s} owner {'claimed' if 0 in zone else 'NOT claimed'}; "
                   f"claimed offsets {sorted(zone)}; random single keys claimed {share:.1%}")
+
+
+def is_proxy(choice: str, name: str) -> bool:
+    """Whether suspect ``name`` is (one of) the proxies of query choice ``choice``."""
+    return ":" in choice and name in choice.split(":", 1)[1].split("+")
 
 
 def main() -> None:
@@ -143,12 +150,15 @@ def main() -> None:
                 a = got[name]
                 keyed = np.minimum(dp, np.minimum(*(a["marked"][:, TARGET] - a[s][:, TARGET] for s in ("minus", "plus"))))
                 choices[f"proxyk:{name}"] = boundary_queries(keyed, M, SEED)
+    for combo in filter(None, os.environ.get("COMBOS", "").split(",")):  # several proxies: their mean rise
+        rise = [got[n]["marked"][:, TARGET] - got[n]["clean"][:, TARGET] for n in combo.split("+")]
+        choices[f"proxy:{combo}"] = boundary_queries(np.mean(rise, 0), M, SEED)
     print(f"pool: {len(ids)} non-target images at {SIZE} px; m {M}, gain {GAIN:g}, check +/-{D:g}")
     for choice, q in choices.items():
         counts = {CLASSES[c]: int(np.sum(cls[q] == c)) for c in np.unique(cls)}
         print(f"\n{choice}: queries by class {counts}")
         for name, a in got.items():
-            if choice.endswith(f":{name}"):
+            if is_proxy(choice, name):
                 continue
             r = verdict(a, q)
             seq = ""
