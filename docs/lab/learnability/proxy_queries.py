@@ -123,6 +123,11 @@ def sweep(marker, images: np.ndarray, suspects: dict[str, TorchSuspect], got: di
                   f"claimed offsets {sorted(zone)}; random single keys claimed {share:.1%}")
 
 
+def rise(a: dict[str, np.ndarray]) -> np.ndarray:
+    """A proxy's rise of its target probability when the owner's mark is added, per pool image."""
+    return a["marked"][:, TARGET] - a["clean"][:, TARGET]
+
+
 def is_proxy(choice: str, name: str) -> bool:
     """Whether suspect ``name`` is (one of) the proxies of query choice ``choice``."""
     return ":" in choice and name in choice.split(":", 1)[1].split("+")
@@ -144,15 +149,15 @@ def main() -> None:
     choices = {"boundary": boundary_queries(marker.target_scores(images), M, SEED)}
     for name in got:
         if name.startswith("mal"):
-            dp = got[name]["marked"][:, TARGET] - got[name]["clean"][:, TARGET]
+            dp = rise(got[name])
             choices[f"proxy:{name}"] = boundary_queries(dp, M, SEED)
             if os.environ.get("SEQ"):
                 a = got[name]
                 keyed = np.minimum(dp, np.minimum(*(a["marked"][:, TARGET] - a[s][:, TARGET] for s in ("minus", "plus"))))
                 choices[f"proxyk:{name}"] = boundary_queries(keyed, M, SEED)
     for combo in filter(None, os.environ.get("COMBOS", "").split(",")):  # several proxies: their mean rise
-        rise = [got[n]["marked"][:, TARGET] - got[n]["clean"][:, TARGET] for n in combo.split("+")]
-        choices[f"proxy:{combo}"] = boundary_queries(np.mean(rise, 0), M, SEED)
+        mean_rise = np.mean([rise(got[n]) for n in combo.split("+")], 0)
+        choices[f"proxy:{combo}"] = boundary_queries(mean_rise, M, SEED)
     print(f"pool: {len(ids)} non-target images at {SIZE} px; m {M}, gain {GAIN:g}, check +/-{D:g}")
     for choice, q in choices.items():
         counts = {CLASSES[c]: int(np.sum(cls[q] == c)) for c in np.unique(cls)}
