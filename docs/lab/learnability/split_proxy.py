@@ -19,7 +19,7 @@ random keys of as many orientations (SEP_RANGE apart) that land in it. A rival's
 come from its own proxy; they are approximated by the owner's choice (proxy_queries.py's sweep
 does the same for a single key).
 
-    TURNS=0,90 SEEDS=1,11,12 PYTHONPATH=. python docs/lab/learnability/split_proxy.py   # ~40 min, one core
+    TURNS=0,90 SEEDS=1,11,12 PYTHONPATH=. python docs/lab/learnability/split_proxy.py   # ~13 min, one core
     TURNS=0 SEEDS=1,11,12 PYTHONPATH=. python docs/lab/learnability/split_proxy.py      # the plain key
 """
 import os
