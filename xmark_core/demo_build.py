@@ -95,19 +95,16 @@ def _verify_config(cfg: DemoConfig, queries: str | None = None) -> VerifyConfig:
                         queries=queries or cfg.queries, specificity=cfg.specificity)
 
 
-def _query_pool(cfg: DemoConfig, target: int) -> tuple[list[np.ndarray], list[str], np.ndarray, np.ndarray]:
-    """The held-out phantom (``query_seed``): non-target images and ids, and all of it as arrays."""
-    from xmark_core.data.base import to_arrays
-    from xmark_core.data.phantom import PhantomDataset
+def _query_pool(cfg: DemoConfig, target: int) -> tuple[np.ndarray, list[str]]:
+    """The held-out query pool (``query_seed``, never trained on): non-target images and ids,
+    as the app and the CLI draw them (:func:`~xmark_core.app_support.demo.query_images`)."""
+    from xmark_core.app_support.demo import query_images
 
-    test = PhantomDataset(cfg.query_n, size=cfg.image_size, seed=cfg.query_seed)
-    Xt, yt = to_arrays(test, cfg.input_size)
-    pool = [i for i in range(len(test)) if int(yt[i]) != target]
-    return [test[i].image for i in pool], [test[i].image_id for i in pool], Xt, yt
+    return query_images(target, cfg.m, cfg.image_size, cfg.query_seed, cfg.query_n)
 
 
 def _verify_suspects(paths: dict[str, Path], marker: Any, target: int, cfg: DemoConfig, log: Log,
-                     pool: tuple[list[np.ndarray], list[str]], proxy: Path | None = None) -> dict[str, dict[str, Any]]:
+                     pool: tuple[np.ndarray, list[str]], proxy: Path | None = None) -> dict[str, dict[str, Any]]:
     """Verify each suspect checkpoint on ``pool`` (images, ids; :func:`_query_pool`) with the
     demo's settings (proxy queries when ``proxy``)."""
     from xmark_core.verify.protocol import run_verification
@@ -153,7 +150,8 @@ def build_demo(out: str | Path, cfg: DemoConfig | None = None, log: Log = print)
         tmp = Path(tmp_name)
         ds = PhantomDataset(cfg.n, size=cfg.image_size, seed=cfg.seed)
         X, y = to_arrays(ds, cfg.input_size)
-        q_images, q_ids, Xt, yt = _query_pool(cfg, target)
+        pool = _query_pool(cfg, target)
+        Xt, yt = to_arrays(PhantomDataset(cfg.query_n, size=cfg.image_size, seed=cfg.query_seed), cfg.input_size)
 
         log("surrogate ...")
         surrogate = _train(X, y, classes, cfg.seed, cfg, tmp / "surrogate.pt")
@@ -180,10 +178,10 @@ def build_demo(out: str | Path, cfg: DemoConfig | None = None, log: Log = print)
                     **{k: evaluate(m, Xt, yt).accuracy for k, m in models.items()}}
 
         paths = {name: tmp / f"suspect_{name}.pt" for name in models}
-        verification = _verify_suspects(paths, marker, target, cfg, log, (q_images, q_ids))
+        verification = _verify_suspects(paths, marker, target, cfg, log, pool)
         quality = {"psnr": emb.psnr_mean, "ssim": emb.ssim_mean, "n_marked": emb.n_marked}
         report = DemoReport(cfg, accuracy, verification, quality,
-                            _verify_suspects(paths, marker, target, cfg, log, (q_images, q_ids), tmp / PROXY_FILE))
+                            _verify_suspects(paths, marker, target, cfg, log, pool, tmp / PROXY_FILE))
 
         if not (_claim_holds(verification) and _claim_holds(report.proxy_verification)):
             raise XMarkError(
@@ -251,7 +249,7 @@ def build_proxy(root: str | Path, cfg: DemoConfig | None = None, log: Log = prin
         Xr, yr = to_arrays(open_dataset(str(tmp / "embed" / "release")), cfg.input_size)
         log("the owner's proxy ...")
         _train(Xr, yr, bundle.classes, cfg.seed + PROXY_SEED, cfg, tmp / PROXY_FILE)
-        verification = _verify_suspects(bundle.suspects, marker, target, cfg, log, _query_pool(cfg, target)[:2],
+        verification = _verify_suspects(bundle.suspects, marker, target, cfg, log, _query_pool(cfg, target),
                                         tmp / PROXY_FILE)
         if not _claim_holds(verification):
             raise XMarkError(f"the demo's proxy failed its own check, nothing written to {root}: "
