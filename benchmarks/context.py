@@ -330,23 +330,26 @@ class BenchContext:
     def verify(self, suspect: Any, marker: MarkerLike, owner: str | None = None, **cfg: Any) -> VerificationResult:
         """:func:`~xmark_core.verify.protocol.run_verification` on the shared query pool (the
         key-specificity check only where the marker has a key carrier: not the baselines).
-        ``owner``: the method whose queries these are (needed for proxy queries)."""
+        ``owner``: the method whose queries these are (needed for proxy queries); ``cfg``
+        overrides :meth:`verify_config`, ``queries`` included."""
         if not hasattr(getattr(marker, "inner", marker), "turned"):
             cfg = {"specificity": 0.0, **cfg}
-        return run_verification(suspect, marker, self.pool, self.pool_ids, self.s.target, self.verify_config(**cfg),
-                                query_scores=self.query_scores(owner))
+        vc = self.verify_config(**cfg)
+        return run_verification(suspect, marker, self.pool, self.pool_ids, self.s.target, vc,
+                                query_scores=self.query_scores(owner, vc.queries))
 
     def proxy(self, owner: str) -> Trained:
         """``owner``'s proxy for proxy queries: a classifier trained on ``owner``'s release with
         ``proxy_seed`` (cached like every model; never a suspect's seed)."""
         return self.train(owner, seed=self.s.proxy_seed)
 
-    def query_scores(self, owner: str | None) -> np.ndarray | None:
-        """What the pool's queries are chosen by: the surrogate's target probability (boundary
-        queries; None for random ones), or for proxy queries the rise of ``owner``'s proxy's
-        target probability when ``owner``'s mark is added (:func:`proxy_scores`; the proxy is
-        trained on ``owner``'s release with ``proxy_seed``), computed once per method."""
-        if self.s.queries != "proxy":
+    def query_scores(self, owner: str | None, queries: str | None = None) -> np.ndarray | None:
+        """What the pool's queries are chosen by under ``queries`` (default: the settings'):
+        the surrogate's target probability (boundary queries; random ones ignore it), or for
+        proxy queries the rise of ``owner``'s proxy's target probability when ``owner``'s mark
+        is added (:func:`proxy_scores`; the proxy is trained on ``owner``'s release with
+        ``proxy_seed``), computed once per method."""
+        if (queries or self.s.queries) != "proxy":
             return self.cache.get("query_scores")
         if owner is None or owner not in self.owners:
             raise ValueError(f"proxy queries need the owner method of a verification, got {owner!r}")

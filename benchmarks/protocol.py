@@ -181,7 +181,8 @@ def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
         methods[name] = baseline_method(ctx, name, surrogate, target_psnr)
 
     ctx.owners.update({name: meth.marker for name, meth in methods.items()})
-    proxies = [(name, None, None, s.proxy_seed) for name in methods] if s.queries == "proxy" else []
+    uses_proxy = "proxy" in s.query_choices
+    proxies = [(name, None, None, s.proxy_seed) for name in methods] if uses_proxy else []
     ctx.train_many([(name, None, None, s.suspect_seed(i)) for name in methods for i in range(s.malicious_seeds)]
                    + proxies)
     reference = ctx.train(CLEAN)  # same seed as every Malicious suspect: a paired BA drop
@@ -195,7 +196,7 @@ def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
             "ba_drop": reference.accuracy - mal.accuracy, "psnr": rel.psnr, "psnr_min": rel.psnr_min,
             "ssim": rel.ssim, "n_marked": len(rel.index), "suspect": mal.spec(), "info": meth.info,
         }
-        if s.queries == "proxy":
+        if uses_proxy:
             results[name]["proxy"] = ctx.proxy(name).spec()
         ctx.log(f"{name} Malicious: WSR {r['wsr']:.3f} dP {r['delta_p']:.3f} p {r['p']:.3g}; "
                 f"BA {mal.accuracy:.4f} (clean {reference.accuracy:.4f})")
@@ -205,4 +206,28 @@ def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
         if more:
             ctx.log(f"{name} Malicious over {1 + len(more)} seeds: share claimed "
                     f"{results[name]['malicious_seeds']['share_p_below_alpha']:.2f}")
+        if s.also_queries:
+            results[name]["by_queries"] = by_queries(ctx, name, meth.marker, [r, *more], reference)
     return methods, results
+
+
+def by_queries(ctx: BenchContext, name: str, marker: MarkerLike, rows: list[dict[str, Any]],
+               reference: Trained) -> dict[str, Any]:
+    """``name``'s Malicious suspects (``rows``: their results under ``queries``) and the clean
+    reference verified under every query choice of the settings (``also_queries``).
+
+    Returns
+    -------
+    ``{choice: {"malicious": summarize(...), "clean_reference": brief(...)}}``
+    """
+    s = ctx.s
+    suspects = [ctx.suspect(ctx.train(name, seed=s.suspect_seed(i))) for i in range(s.malicious_seeds)]
+    out: dict[str, Any] = {}
+    for q in s.query_choices:
+        mal = rows if q == s.queries else [brief(ctx.verify(v, marker, name, queries=q)) for v in suspects]
+        clean = brief(ctx.verify(ctx.suspect(reference), marker, name, queries=q))
+        out[q] = {"malicious": summarize(mal, s.alpha), "clean_reference": clean}
+        dp = " ".join(f"{r['delta_p']:.3f}" for r in mal)
+        ctx.log(f"{name} with {q} queries: dP per seed {dp}; clean reference dP {clean['delta_p']:.3f} "
+                f"p {clean['p']:.3g}")
+    return out

@@ -29,6 +29,9 @@ TOP_KEYS = ("commit", "quick", "xmark", "baselines", "resolution", "attacks", "s
 SUMMARY_SPEED_SIZE = "512"  # eigencam_ips and the I/O ratio are reported at this size
 
 
+MALICIOUS_TARGETS = {"wsr": 0.95, "delta_p": 0.8, "p": 1e-3}  # the issue's, per Malicious suspect
+
+
 def git_commit(repo: str | Path | None = None) -> str:
     """``git rev-parse HEAD`` of the repository, or "unknown"."""
     root = Path(repo) if repo else Path(__file__).resolve().parents[1]
@@ -222,6 +225,32 @@ def _stream_queries(streams: dict[str, Any] | None, degrees: Any) -> str:
     return f"; each stream's median (the claim waits for the slowest): {parts}"
 
 
+def meets_malicious_targets(wsr: float, delta_p: float, p: float) -> bool:
+    """The issue's Malicious targets for one suspect: WSR >= 95 %, delta P >= 0.8, p < 1e-3."""
+    return wsr >= MALICIOUS_TARGETS["wsr"] and delta_p >= MALICIOUS_TARGETS["delta_p"] and p < MALICIOUS_TARGETS["p"]
+
+
+def _by_queries_table(proto: dict[str, Any], alpha: float) -> list[str]:
+    """The protocol's Malicious suspects and clean reference under each query choice (the
+    ``also_queries`` setting); no lines when it was not set."""
+    by_q = {k: v["by_queries"] for k, v in proto.items() if isinstance(v, dict) and "by_queries" in v}
+    if not by_q:
+        return []
+    lines = ["", "**Query choices on the same suspects** (claimed = p < α; the targets: WSR ≥ 95 %, ΔP ≥ 0.8, "
+                 "p < 1e-3)", "",
+             "| method | queries | claimed | meet the targets | ΔP per seed | WSR per seed | clean reference ΔP / p |",
+             "|---|---|---|---|---|---|---|"]
+    for name, choices in by_q.items():
+        for q, d in choices.items():
+            m, c = d["malicious"], d["clean_reference"]
+            claimed = sum(p < alpha for p in m["p"])
+            meet = sum(meets_malicious_targets(*v) for v in zip(m["wsr"], m["delta_p"], m["p"]))
+            lines.append(f"| {name} | {q} | {claimed} of {m['n']} | {meet} of {m['n']} | "
+                         f"{', '.join(_f(v) for v in m['delta_p'])} | {', '.join(_pct(v) for v in m['wsr'])} | "
+                         f"{_f(c['delta_p'])} / {_p(c['p'])} |")
+    return lines
+
+
 def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str, Any], seconds: float) -> str:
     """The results as Markdown tables (what the README's Results section shows)."""
     s = settings
@@ -266,6 +295,8 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
                          f"{', '.join(_p(q) for q in own) or '–'} |")
         lines += ["", "p is the largest of the ownership test and, with the key-specificity check, the "
                       "tests of the owner's mark against each turned one."]
+
+    lines += _by_queries_table(proto, s.get("alpha", 0.01))
 
     xr = res.get("xmark") or {}
     if xr:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xmark_core.data.phantom import FINDINGS
-from xmark_core.verify.protocol import VerifyConfig
+from xmark_core.verify.protocol import QUERY_CHOICES, VerifyConfig
 
 BASELINES = ("badnets", "blended", "static")
 INPUT_ATTACKS = ("jpeg", "resize_0.5", "blur", "noise", "median")
@@ -57,6 +57,10 @@ class BenchSettings:
         method's mark most. Ind-T is queried where the *owner's* proxy answers the owner's mark
         most (the hard case: there the suspect also answers nearby keys most)
     proxy_seed : training seed of the owner's proxy (proxy queries only)
+    also_queries : other query choices the protocol's Malicious suspects and its clean
+        reference are verified with besides ``queries``: the same models, the same pool, the
+        same claim; reported side by side (``by_queries``), so that choosing between them
+        does not rest on comparing runs. Every other part, and the summary, use ``queries``
     specificity : the key-specificity check in degrees (VerifyConfig.specificity; X-Mark
         only: the baselines have no key carrier to turn)
     baselines : which of :data:`BASELINES` run beside X-Mark (all by default; ``[]`` runs
@@ -121,6 +125,7 @@ class BenchSettings:
     queries: str = VerifyConfig.queries
     specificity: float = VerifyConfig.specificity
     proxy_seed: int = 7
+    also_queries: tuple[str, ...] = ()
     baselines: tuple[str, ...] = BASELINES
     malicious_seeds: int = 3
     n_ind_models: int = 10
@@ -148,6 +153,11 @@ class BenchSettings:
     @property
     def classes(self) -> list[str]:
         return list(FINDINGS)
+
+    @property
+    def query_choices(self) -> tuple[str, ...]:
+        """``queries`` first, then each of ``also_queries`` not already named."""
+        return tuple(dict.fromkeys((self.queries, *self.also_queries)))
 
     def suspect_seed(self, i: int = 0) -> int:
         """Seed of the i-th suspect (the surrogate uses ``seed``; suspects never share it)."""
@@ -206,6 +216,9 @@ def preset(name: str, **overrides: Any) -> BenchSettings:
     s = dataclasses.replace(s, **overrides)
     if s.jobs < 1 or s.threads < 1:
         raise ValueError(f"jobs and threads must be at least 1, got jobs={s.jobs}, threads={s.threads}")
+    bad_q = set(s.also_queries) - set(QUERY_CHOICES)
+    if bad_q:
+        raise ValueError(f"unknown also_queries {sorted(bad_q)}; choose from {list(QUERY_CHOICES)}")
     bad = set(s.baselines) - set(BASELINES)
     if bad:
         raise ValueError(f"unknown baselines {sorted(bad)}; choose from {list(BASELINES)} ([] for none)")

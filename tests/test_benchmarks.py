@@ -350,3 +350,41 @@ def test_prefetched_generators_are_the_ones_trained_in_turn():
         b = train_xmark(serial, sur_s, key)[0].generator.state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert "train generator key" not in lines.getvalue()  # the parallel context trained none in turn
+
+
+def test_also_queries_verify_the_same_suspects_under_each_choice():
+    """`also_queries` verifies every Malicious suspect and the clean reference again under the
+    other query choices: the same models (no retraining), each choice's own queries, and a
+    table row per choice; the main choice's rows are those of the protocol."""
+    from benchmarks import protocol
+
+    torch.set_num_threads(1)
+    lines = io.StringIO()
+    ctx = BenchContext.create(preset("micro", also_queries=["proxy", "random", "boundary"], baselines=[]),
+                              Log(stream=lines))
+    methods, results = protocol.run(ctx)
+    s, marker = ctx.s, methods["xmark"].marker
+    bq = results["xmark"]["by_queries"]
+    assert list(bq) == ["boundary", "proxy", "random"] and s.malicious_seeds == 2
+    assert bq["boundary"]["malicious"] == results["xmark"]["malicious_seeds"]
+    second = ctx.suspect(ctx.train("xmark", seed=s.suspect_seed(1)))
+    for q in ("proxy", "random"):
+        r = ctx.verify(second, marker, "xmark", queries=q)
+        assert r.pool["queries"] == q
+        assert bq[q]["malicious"]["delta_p"][1] == pytest.approx(r.delta_p)
+        clean = ctx.verify(ctx.suspect(ctx.train(CLEAN)), marker, "xmark", queries=q)
+        assert bq[q]["clean_reference"]["p"] == pytest.approx(clean.p_value)
+    asked = {q: [e["image_id"] for e in ctx.verify(second, marker, "xmark", queries=q).log] for q in bq}
+    assert len({tuple(a) for a in asked.values()}) == 3  # three different query sets
+    assert lines.getvalue().count("train smallcnn@32px seed 101 on xmark: accuracy") == 1  # verified, not retrained
+    table = report._by_queries_table(results, s.alpha)
+    assert [row.split(" | ")[1] for row in table if row.startswith("| xmark |")] == ["boundary", "proxy", "random"]
+    with pytest.raises(ValueError, match="unknown also_queries"):
+        preset("micro", also_queries=["nearest"])
+
+
+def test_malicious_targets_are_the_issues():
+    assert report.meets_malicious_targets(0.95, 0.8, 9.9e-4)
+    assert not report.meets_malicious_targets(0.94, 0.9, 1e-9)
+    assert not report.meets_malicious_targets(1.0, 0.79, 1e-9)
+    assert not report.meets_malicious_targets(1.0, 0.9, 1e-3)
