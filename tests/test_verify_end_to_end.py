@@ -218,6 +218,41 @@ def test_proxy_queries_are_the_proxys_largest_rises(suspect):
                          proxy=Hashed(proxy, "ab"))
 
 
+def test_several_proxies_choose_by_their_mean_rise(suspect):
+    """A mean of proxies (MeanSuspect) answers with the mean of their probabilities, so its
+    rise is the mean of theirs; proxy queries follow it; the evidence names every member; a
+    suspect that is one of the members, mismatched classes and labels-only members are refused."""
+    from xmark_core.app_support.evidence_view import parameter_rows
+    from xmark_core.report import query_choice_text
+    from xmark_core.verify.suspects import MeanSuspect, mean_or_one, model_hashes
+
+    images, ids = pool()
+    dim, corner = (TorchSuspect(m, CLASSES, 32, device="cpu") for m in (DimModel(), CornerModel()))
+    mean = MeanSuspect([Hashed(dim, "aa"), Hashed(corner, "bb")])
+    x = np.stack(images)
+    np.testing.assert_allclose(mean.predict(x), (dim.predict(x) + corner.predict(x)) / 2, rtol=1e-6)
+    rises = [proxy_scores(p, CornerMarker(value=0.6), images, "Cardiomegaly", gain=1.5) for p in (dim, corner, mean)]
+    np.testing.assert_allclose(rises[2], (rises[0] + rises[1]) / 2, rtol=1e-5, atol=1e-9)
+    cfg = plain(m=40, seed=3, queries="proxy", query_gain=1.5)
+    r = run_verification(suspect, CornerMarker(value=0.6), images, ids, TARGET, cfg, proxy=mean)
+    asked = sorted(ids.index(q["image_id"]) for q in r.log)
+    assert asked == sorted(np.argsort(-rises[2])[:40].tolist())
+    one = run_verification(suspect, CornerMarker(value=0.6), images, ids, TARGET, cfg, proxy=dim)
+    assert asked != sorted(ids.index(q["image_id"]) for q in one.log)  # not the first proxy's choice
+    rec = r.pool["proxy"]
+    assert rec["kind"] == "mean" and [m["sha256"] for m in rec["members"]] == ["aa", "bb"]
+    assert model_hashes(rec) == {"aa", "bb"} and rec["sha256"] not in ("aa", "bb")
+    assert "(the mean of 2 proxies, sha256 aa, bb)" in query_choice_text("proxy", r.pool)
+    assert {"parameter": "proxy (sha256)", "value": "the mean of 2 proxies, sha256 aa, bb"} in parameter_rows(r, {})
+    assert mean_or_one([dim]) is dim
+    with pytest.raises(DataError, match="the suspect itself"):
+        run_verification(Hashed(suspect, "bb"), CornerMarker(), images, ids, TARGET, cfg, proxy=mean)
+    with pytest.raises(SuspectError, match="same classes"):
+        MeanSuspect([dim, TorchSuspect(DimModel(), ["No Finding", "Edema", "Effusion", "Other"], 32, device="cpu")])
+    with pytest.raises(SuspectError, match="probabilities"):
+        MeanSuspect([dim, labels_only(corner)])
+
+
 def test_query_gain_scales_the_mark(suspect):
     images, ids = pool()
     r = run_verification(suspect, CornerMarker(value=0.5), images, ids, TARGET,
@@ -650,6 +685,23 @@ def test_cli_proxy_queries_are_recorded_and_replayed(owner_files, tmp_path, caps
     assert "--queries proxy needs --proxy" in capsys.readouterr().err
     assert main([*args, "--proxy", str(f["suspect"])]) == 2
     assert "the suspect itself" in capsys.readouterr().err
+    # Several proxies (no --queries: --proxy implies it): each is recorded and reopened by the replay.
+    both = [str(tmp_path / "proxy.pt"), str(tmp_path / "other_proxy.pt")]
+    plain_args = _verify_args(f, f["suspect"], tmp_path / "ev2", "--specificity", "0")
+    assert main([*plain_args, "--proxy", both[0], "--proxy", both[1]]) == 0
+    capsys.readouterr()
+    ev2 = load_evidence(tmp_path / "ev2" / "evidence.json")
+    rec = ev2["data"]["query_choice"]["proxy"]
+    assert ev2["parameters"]["queries"] == "proxy" and rec["kind"] == "mean"
+    assert [m["location"] for m in rec["members"]] == both
+    assert "the mean of 2 proxies" in (tmp_path / "ev2" / "report.html").read_text()
+    replay2 = ["verify", "--replay", str(tmp_path / "ev2" / "evidence.json"), "--owner-record", str(f["record"]), "--json"]
+    assert main(replay2) == 0
+    assert json.loads(capsys.readouterr().out)["match"]
+    assert main([*replay2, "--proxy", both[0]]) == 1  # one of the two is not the recorded mean
+    assert any("proxy differs" in p for p in json.loads(capsys.readouterr().out)["problems"])
+    assert main([*plain_args, "--queries", "boundary", "--proxy", both[0]]) == 2
+    assert "--proxy chooses proxy queries" in capsys.readouterr().err
 
 
 def test_cli_refuses_other_target_and_http_equals_local(owner_files, tmp_path, capsys):

@@ -48,11 +48,21 @@ QUERY_CHOICE_TEXT = {
 }
 
 
+def proxy_text(proxy: dict[str, Any]) -> str:
+    """Which proxy chose the queries: its checkpoint hash, or each one's for a mean of several
+    (falls back to where it was read from when it has no hash)."""
+    if proxy.get("kind") == "mean":
+        members = proxy.get("members") or []
+        return f"the mean of {len(members)} proxies, sha256 " + ", ".join(
+            str(m.get("sha256", m.get("location"))) for m in members)
+    return f"proxy sha256 {proxy.get('sha256', proxy.get('location'))}"
+
+
 def query_choice_text(queries: str, choice: dict[str, Any] | None = None) -> str:
     """The query choice in words, with the proxy's checkpoint hash where one chose them."""
     text = QUERY_CHOICE_TEXT.get(queries, queries)
     proxy = (choice or {}).get("proxy") or {}
-    return f"{text} (proxy sha256 {proxy['sha256']})" if proxy.get("sha256") else text
+    return f"{text} ({proxy_text(proxy)})" if proxy.get("sha256") else text
 
 
 def specificity_text(spec: dict[str, Any] | None) -> str:

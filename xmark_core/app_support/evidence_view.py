@@ -66,7 +66,10 @@ def parameter_rows(result: Any, last: dict[str, Any]) -> list[dict[str, str]]:
     proxy = result.pool.get("proxy")
     if proxy:  # proxy queries: which model chose them, right after the query choice
         at = [k for k, _ in rows].index("query choice") + 1
-        rows.insert(at, ("proxy (sha256)", proxy.get("sha256", proxy.get("location"))))
+        from xmark_core.report import proxy_text
+
+        value = proxy_text(proxy) if proxy.get("kind") == "mean" else proxy.get("sha256", proxy.get("location"))
+        rows.insert(at, ("proxy (sha256)", value))
     return [{"parameter": k, "value": str(v)} for k, v in rows]
 
 

@@ -46,9 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "scores closest to the target class, 'random' = a seeded draw, 'proxy' = the m "
                         "on which the owner's proxy (--proxy) answers the mark most "
                         "(default: the library's, VerifyConfig.queries)")
-    p.add_argument("--proxy", metavar="CHECKPOINT",
-                   help="for --queries proxy: a classifier the owner trained on its own release "
-                        "(`xmark train-classifier --data RELEASE`), never the suspect; recorded in the evidence")
+    p.add_argument("--proxy", metavar="CHECKPOINT", action="append",
+                   help="the owner's proxy for proxy queries (implies --queries proxy): a classifier the owner "
+                        "trained on its own release (`xmark train-classifier --data RELEASE`), never the "
+                        "suspect; recorded in the evidence. Repeat it for several proxies, e.g. trained at "
+                        "different input sizes: their mean rise chooses the queries")
     p.add_argument("--specificity", type=float, default=None, metavar="DEGREES",
                    help="key-specificity check: also query the owner's mark with its carrier turned by "
                         "-/+DEGREES and claim only if the owner's own mark is answered more strongly than "
@@ -129,14 +131,21 @@ def _open_suspect(spec: str, args: argparse.Namespace, recorded: dict[str, Any] 
                         **(http if is_url(spec) else {}))
 
 
-def _open_proxy(path: str | None):
-    """The owner's proxy checkpoint for proxy queries."""
-    from xmark_core.verify.suspects import CheckpointSuspect
+def _open_proxy(paths: list[str] | None):
+    """The owner's proxy for proxy queries: one checkpoint, or the mean of several."""
+    from xmark_core.verify.suspects import CheckpointSuspect, mean_or_one
 
-    if not path:
+    if not paths:
         raise XMarkError("--queries proxy needs --proxy: a classifier the owner trained on its own release "
                          "(`xmark train-classifier --data RELEASE`)")
-    return CheckpointSuspect(path)
+    return mean_or_one([CheckpointSuspect(p) for p in paths])
+
+
+def _recorded_proxy_paths(recorded: dict[str, Any] | None) -> list[str]:
+    """Where the evidence says its proxy (or each of its proxies) was read from."""
+    rec = recorded or {}
+    members = rec.get("members") if rec.get("kind") == "mean" else [rec]
+    return [m["location"] for m in members if m.get("location")]
 
 
 def _run(args: argparse.Namespace, suspect_spec: str, surrogate: str, generator: str, data_spec: str,
@@ -163,7 +172,7 @@ def _run(args: argparse.Namespace, suspect_spec: str, surrogate: str, generator:
     t_suspect, t_data, name = _resolve_target(target, record, suspect.classes, list(ds.classes))
     exclude = released_ids(args.owner_record)
     images, ids = heldout_pool(ds, t_data, exclude)
-    proxy = _open_proxy(args.proxy or (recorded_proxy or {}).get("location")) if cfg.queries == "proxy" else None
+    proxy = _open_proxy(args.proxy or _recorded_proxy_paths(recorded_proxy)) if cfg.queries == "proxy" else None
     with tqdm_progress("verify", "query") as prog:
         result = run_verification(suspect, marker, images, ids, t_suspect, cfg, progress=prog, proxy=proxy)
     ident = getattr(marker, "identity", dict)()
@@ -184,8 +193,12 @@ def _verify_main(args: argparse.Namespace) -> int:
     from xmark_core.verify.protocol import VerifyConfig
 
     _need(args, "suspect", "surrogate", "generator", "owner_record", "data", "out")
+    if args.proxy and args.queries not in (None, "proxy"):
+        raise XMarkError(f"--proxy chooses proxy queries; it has no use with --queries {args.queries}. "
+                         "Drop one of them")
+    queries = "proxy" if args.proxy else args.queries
     try:
-        gain = {k: v for k, v in (("query_gain", args.query_gain), ("queries", args.queries),
+        gain = {k: v for k, v in (("query_gain", args.query_gain), ("queries", queries),
                                   ("specificity", args.specificity)) if v is not None}
         cfg = VerifyConfig(m=args.m, tau=args.tau, alpha=args.alpha, test=args.test, seed=args.seed,
                            batch_size=args.batch_size, **gain)

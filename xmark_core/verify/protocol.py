@@ -20,7 +20,7 @@ import numpy as np
 from xmark_core.errors import DataError, SuspectError
 from xmark_core.hashing import canonical_json, sha256_array, sha256_bytes
 from xmark_core.verify import stats
-from xmark_core.verify.suspects import Suspect
+from xmark_core.verify.suspects import Suspect, model_hashes
 
 
 class MarkerLike(Protocol):
@@ -515,8 +515,7 @@ def run_verification(
     if suspect.output == "label" and cfg.test == "ttest":
         raise SuspectError("this suspect returns labels only; the t-test needs probabilities. "
                            "Use test='label' or test='sequential' (CLI: --test label).")
-    proxy_sha = proxy.identity().get("sha256") if proxy is not None else None
-    if proxy_sha is not None and proxy_sha == suspect.identity().get("sha256"):
+    if proxy is not None and model_hashes(proxy.identity()) & model_hashes(suspect.identity()):
         raise DataError("the proxy is the suspect itself: queries chosen by the suspect's own answers are not "
                         "fixed before it is tested; use a model the owner trained on its release")
     order, choice = choose_queries(marker, images, cfg, query_scores, proxy, suspect.classes[target])

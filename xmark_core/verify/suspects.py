@@ -9,7 +9,8 @@ model trained at 128 px is queried at 128 px.
 Adapters: :class:`TorchSuspect` (an in-process module), :class:`CheckpointSuspect` (an
 X-Mark checkpoint or a TorchScript archive, loaded safely),
 :class:`~xmark_core.verify.http_client.HttpSuspect` (a remote API) and
-:func:`labels_only` (hide probabilities).  :func:`open_suspect` picks one from a string.
+:func:`labels_only` (hide probabilities); :class:`MeanSuspect` averages several (the owner's
+proxies).  :func:`open_suspect` picks one from a string.
 """
 
 from __future__ import annotations
@@ -218,6 +219,58 @@ class LabelsOnly:
 def labels_only(suspect: Suspect) -> Suspect:
     """A view of ``suspect`` that returns class indices only (for the label-only test)."""
     return suspect if suspect.output == "label" else LabelsOnly(suspect)
+
+
+class MeanSuspect:
+    """Several probability models seen as one: the mean of their probabilities.
+
+    Why: proxy queries are the images on which the owner's proxy answers the mark most, and
+    a proxy chooses well for suspects that see the image as it does. The owner does not know
+    the thief's input size; the mean rise of proxies trained at several sizes serves
+    suspects of each (lab, 2026-12-06 (XI)). That mean rise is the rise of this mean's
+    probability (the mean is linear), so :func:`~xmark_core.verify.protocol.proxy_scores`
+    takes it as it takes one proxy.
+
+    Parameters
+    ----------
+    members : suspects that give probabilities over the same classes, in the same order
+    """
+
+    output = "proba"
+    input_size = None  # each member resizes the queries to its own size
+
+    def __init__(self, members: Sequence[Suspect]):
+        self.members = list(members)
+        if not self.members:
+            raise SuspectError("a mean of suspects needs at least one")
+        self.classes = list(self.members[0].classes)
+        for m in self.members:
+            if list(m.classes) != self.classes:
+                raise SuspectError(f"every model of a mean must name the same classes in the same order: "
+                                   f"{self.classes} against {list(m.classes)}")
+            if m.output != "proba":
+                raise SuspectError("every model of a mean must give probabilities, not labels only")
+
+    def predict(self, images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        return np.mean([np.asarray(m.predict(images), np.float64) for m in self.members], axis=0)
+
+    def identity(self) -> dict[str, Any]:
+        from xmark_core.hashing import canonical_json, sha256_bytes
+
+        members = [m.identity() for m in self.members]
+        return {"kind": "mean", "members": members, "classes": self.classes, "output": self.output,
+                "sha256": sha256_bytes(canonical_json([m.get("sha256") for m in members]))}
+
+
+def model_hashes(identity: dict[str, Any]) -> set[str]:
+    """The SHA-256 of every model file an identity stands for (a mean's members' included)."""
+    own = {identity["sha256"]} if identity.get("sha256") and identity.get("kind") != "mean" else set()
+    return own.union(*(model_hashes(m) for m in identity.get("members") or []))
+
+
+def mean_or_one(members: Sequence[Suspect]) -> Suspect:
+    """The one suspect given, or the :class:`MeanSuspect` of several."""
+    return members[0] if len(members) == 1 else MeanSuspect(members)
 
 
 def is_url(spec: str) -> bool:
