@@ -3,6 +3,7 @@ import streamlit as st
 from xmark_core.app_support import cached, evidence_view, figures, live, sources, ui
 from xmark_core.app_support.demo import SUSPECT_LABELS
 from xmark_core.verify.protocol import QUERY_CHOICES, VerifyConfig, heldout_pool, run_verification
+from xmark_core.verify.suspects import mean_or_one
 
 st.title("Verify a suspect model")
 st.caption(
@@ -56,8 +57,10 @@ with left:
                                 "owner trained on its own release, answers the mark most (Architecture 6).")
     demo_proxy = bundle.proxy if bundle is not None and bundle.marker is marker else None
     if queries == "proxy":
-        proxy_up = st.file_uploader("Proxy checkpoint: a classifier you trained on your own release, not the "
-                                    "suspect", type=["pt", "pth", "ts"], key="v_proxy")
+        proxy_up = st.file_uploader("Proxy checkpoints: classifiers you trained on your own release, not the "
+                                    "suspect", type=["pt", "pth", "ts"], key="v_proxy", accept_multiple_files=True,
+                                    help="One, or several (e.g. trained at different input sizes): the queries "
+                                         "are then chosen by their mean rise (README, Architecture 6).")
         if demo_proxy is not None:
             st.caption(f"Without an upload, the demo owner's proxy is used (`{demo_proxy.name}`, trained on the "
                        "demo release; models/MODEL_CARD.md).")
@@ -94,12 +97,12 @@ def _suspect():
 def _proxy():
     if queries != "proxy":
         return None
-    if proxy_up is None and demo_proxy is not None:
+    if not proxy_up and demo_proxy is not None:
         return cached.checkpoint_suspect(str(demo_proxy), demo_proxy.stat().st_mtime)
-    if proxy_up is None:
+    if not proxy_up:
         raise ValueError("proxy queries need the owner's proxy: upload a classifier trained on your own "
                          "release (`xmark train-classifier --data RELEASE`), or choose boundary queries")
-    return sources.open_uploaded_suspect(proxy_up.name, proxy_up.getvalue(), None, None)
+    return mean_or_one([sources.open_uploaded_suspect(f.name, f.getvalue(), None, None) for f in proxy_up])
 
 
 def _pool(m_: int):
