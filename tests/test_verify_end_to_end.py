@@ -702,6 +702,11 @@ def test_cli_proxy_queries_are_recorded_and_replayed(owner_files, tmp_path, caps
     assert any("proxy differs" in p for p in json.loads(capsys.readouterr().out)["problems"])
     assert main([*plain_args, "--queries", "boundary", "--proxy", both[0]]) == 2
     assert "--proxy chooses proxy queries" in capsys.readouterr().err
+    assert main(_verify_args(f, f["suspect"], tmp_path / "ev3", "--specificity", "0")) == 0  # boundary queries
+    capsys.readouterr()
+    replay3 = ["verify", "--replay", str(tmp_path / "ev3" / "evidence.json"), "--owner-record", str(f["record"])]
+    assert main([*replay3, "--proxy", both[0]]) == 2
+    assert "--proxy has no use in its replay" in capsys.readouterr().err
 
 
 def test_cli_refuses_other_target_and_http_equals_local(owner_files, tmp_path, capsys):

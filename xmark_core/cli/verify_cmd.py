@@ -230,6 +230,8 @@ def _replay_main(args: argparse.Namespace) -> int:
     _need(args, "owner_record")
     ev = load_evidence(args.replay)
     cfg = VerifyConfig.from_recorded(ev["parameters"])
+    if args.proxy and cfg.queries != "proxy":
+        raise XMarkError(f"the evidence used {cfg.queries} queries; --proxy has no use in its replay")
     mk = ev.get("marker") or {}
     inputs = {"suspect": args.suspect or (ev.get("suspect") or {}).get("location"),
               "surrogate": args.surrogate or mk.get("surrogate"), "generator": args.generator or mk.get("generator"),
