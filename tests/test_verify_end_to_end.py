@@ -245,6 +245,9 @@ def test_several_proxies_choose_by_their_mean_rise(suspect):
     assert "(the mean of 2 proxies, sha256 aa, bb)" in query_choice_text("proxy", r.pool)
     assert {"parameter": "proxy (sha256)", "value": "the mean of 2 proxies, sha256 aa, bb"} in parameter_rows(r, {})
     assert mean_or_one([dim]) is dim
+    unhashed = MeanSuspect([dim, corner]).identity()  # in-process models: no hash to combine
+    assert "sha256" not in unhashed and model_hashes(unhashed) == set()
+    assert f"the mean of 2 proxies, sha256 {dim.name}, {corner.name}" in query_choice_text("proxy", {"proxy": unhashed})
     with pytest.raises(DataError, match="the suspect itself"):
         run_verification(Hashed(suspect, "bb"), CornerMarker(), images, ids, TARGET, cfg, proxy=mean)
     with pytest.raises(SuspectError, match="same classes"):

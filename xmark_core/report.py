@@ -62,7 +62,7 @@ def query_choice_text(queries: str, choice: dict[str, Any] | None = None) -> str
     """The query choice in words, with the proxy's checkpoint hash where one chose them."""
     text = QUERY_CHOICE_TEXT.get(queries, queries)
     proxy = (choice or {}).get("proxy") or {}
-    return f"{text} ({proxy_text(proxy)})" if proxy.get("sha256") else text
+    return f"{text} ({proxy_text(proxy)})" if proxy.get("sha256") or proxy.get("kind") == "mean" else text
 
 
 def specificity_text(spec: dict[str, Any] | None) -> str:

@@ -258,8 +258,10 @@ class MeanSuspect:
         from xmark_core.hashing import canonical_json, sha256_bytes
 
         members = [m.identity() for m in self.members]
-        return {"kind": "mean", "members": members, "classes": self.classes, "output": self.output,
-                "sha256": sha256_bytes(canonical_json([m.get("sha256") for m in members]))}
+        out = {"kind": "mean", "members": members, "classes": self.classes, "output": self.output}
+        if all(m.get("sha256") for m in members):  # one hash for the set, as a replay compares it
+            out["sha256"] = sha256_bytes(canonical_json([m["sha256"] for m in members]))
+        return out
 
 
 def model_hashes(identity: dict[str, Any]) -> set[str]:
