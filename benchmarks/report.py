@@ -230,7 +230,7 @@ def meets_malicious_targets(wsr: float, delta_p: float, p: float) -> bool:
     return wsr >= MALICIOUS_TARGETS["wsr"] and delta_p >= MALICIOUS_TARGETS["delta_p"] and p < MALICIOUS_TARGETS["p"]
 
 
-def _by_queries_table(proto: dict[str, Any], alpha: float) -> list[str]:
+def _by_queries_table(proto: dict[str, Any]) -> list[str]:
     """The protocol's Malicious suspects and clean reference under each query choice (the
     ``also_queries`` setting); no lines when it was not set."""
     by_q = {k: v["by_queries"] for k, v in proto.items() if isinstance(v, dict) and "by_queries" in v}
@@ -243,7 +243,7 @@ def _by_queries_table(proto: dict[str, Any], alpha: float) -> list[str]:
     for name, choices in by_q.items():
         for q, d in choices.items():
             m, c = d["malicious"], d["clean_reference"]
-            claimed = sum(p < alpha for p in m["p"])
+            claimed = round(m["share_p_below_alpha"] * m["n"])
             meet = sum(meets_malicious_targets(*v) for v in zip(m["wsr"], m["delta_p"], m["p"]))
             lines.append(f"| {name} | {q} | {claimed} of {m['n']} | {meet} of {m['n']} | "
                          f"{', '.join(_f(v) for v in m['delta_p'])} | {', '.join(_pct(v) for v in m['wsr'])} | "
@@ -296,7 +296,7 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
         lines += ["", "p is the largest of the ownership test and, with the key-specificity check, the "
                       "tests of the owner's mark against each turned one."]
 
-    lines += _by_queries_table(proto, s.get("alpha", 0.01))
+    lines += _by_queries_table(proto)
 
     xr = res.get("xmark") or {}
     if xr:

@@ -377,7 +377,7 @@ def test_also_queries_verify_the_same_suspects_under_each_choice():
     asked = {q: [e["image_id"] for e in ctx.verify(second, marker, "xmark", queries=q).log] for q in bq}
     assert len({tuple(a) for a in asked.values()}) == 3  # three different query sets
     assert lines.getvalue().count("train smallcnn@32px seed 101 on xmark: accuracy") == 1  # verified, not retrained
-    table = report._by_queries_table(results, s.alpha)
+    table = report._by_queries_table(results)
     assert [row.split(" | ")[1] for row in table if row.startswith("| xmark |")] == ["boundary", "proxy", "random"]
     with pytest.raises(ValueError, match="unknown also_queries"):
         preset("micro", also_queries=["nearest"])
