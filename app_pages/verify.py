@@ -1,7 +1,7 @@
 import streamlit as st
 
 from xmark_core.app_support import cached, evidence_view, figures, live, sources, ui
-from xmark_core.app_support.demo import SUSPECT_LABELS
+from xmark_core.app_support.demo import SUSPECT_LABELS, default_query_choice
 from xmark_core.verify.protocol import QUERY_CHOICES, VerifyConfig, heldout_pool, run_verification
 from xmark_core.verify.suspects import mean_or_one
 
@@ -48,14 +48,15 @@ with left:
     gain = c1.number_input("Query gain", 0.5, 8.0, VerifyConfig.query_gain, 0.5, key="v_gain",
                            help="Strength of the mark on the query images (never released). "
                                 "A model that did not learn the mark does not respond at any gain.")
-    queries = c2.selectbox("Query choice", QUERY_CHOICES, QUERY_CHOICES.index(VerifyConfig.queries),
+    demo_proxy = bundle.proxy_for(marker) if bundle is not None else None
+    queries = c2.selectbox("Query choice", QUERY_CHOICES, QUERY_CHOICES.index(default_query_choice(demo_proxy)),
                            key="v_queries",
-                           help="boundary (default): the m pool images the owner's surrogate scores closest to "
-                                "the target class; a learned mark shows most there, but so does a nearby "
-                                "key's (README, Architecture 4). random: a seeded draw of the pool (the "
-                                "paper's protocol). proxy: the m on which the owner's proxy, a model the "
-                                "owner trained on its own release, answers the mark most (Architecture 6).")
-    demo_proxy = bundle.proxy if bundle is not None and bundle.marker is marker else None
+                           help="proxy (preselected where the demo owner's proxy is at hand): the m on which "
+                                "the owner's proxy, a model the owner trained on its own release, answers the "
+                                "mark most; the strongest choice measured (README, Architecture 6). boundary "
+                                "(the default without a proxy): the m pool images the owner's surrogate scores "
+                                "closest to the target class; a learned mark shows there, but so does a nearby "
+                                "key's (Architecture 4). random: a seeded draw of the pool (the paper's protocol).")
     if queries == "proxy":
         proxy_up = st.file_uploader("Proxy checkpoints: classifiers you trained on your own release, not the "
                                     "suspect", type=["pt", "pth", "ts"], key="v_proxy", accept_multiple_files=True,

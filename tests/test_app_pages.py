@@ -203,7 +203,7 @@ def _verify(at, suspect_key, test="Fixed m: paired t-test (DVBW)", m=40, queries
 
 @needs_demo
 def test_verify_claims_the_malicious_suspect_and_evidence_downloads(app):
-    at = _verify(app, "malicious", m=100)  # the demo's m, random queries (the defaults)
+    at = _verify(app, "malicious", m=100)  # the demo's m, random queries
     assert any("Ownership is claimed" in t for t in _texts(at, "warning")), _texts(at, "info")
     res = at.session_state["xm_verification"]["result"]
     assert res.decision and res.p_value < 0.01 and res.n_queries == 100
@@ -216,7 +216,7 @@ def test_verify_claims_the_malicious_suspect_and_evidence_downloads(app):
 
 @needs_demo
 def test_verify_query_choice_is_used_and_recorded(app):
-    """Random queries are the default; boundary queries come from the surrogate's top of a
+    """Boundary queries come from the surrogate's top of a
     300-image pool and show the shipped Malicious suspect's mark more strongly."""
     boundary = _verify(app, "malicious", m=100, queries="boundary").session_state["xm_verification"]["result"]
     rand = _verify(app, "malicious", m=100, queries="random").session_state["xm_verification"]["result"]
@@ -224,6 +224,22 @@ def test_verify_query_choice_is_used_and_recorded(app):
     assert boundary.pool["size"] == rand.pool["size"] == 300 and boundary.pool["queries"] == "boundary"
     assert boundary.delta_p > rand.delta_p + 0.1 and boundary.p_value < rand.p_value
     assert {q["image_id"] for q in boundary.log} != {q["image_id"] for q in rand.log}
+
+
+@needs_demo
+def test_verify_preselects_proxy_queries_on_the_demo():
+    """A fresh session on the demo opens the Verify page on proxy queries, chosen by the shipped
+    proxy, which the caption names; running with the page's preselections claims the Malicious
+    suspect with them."""
+    at = page(open_app(), "verify")
+    _ok(at)
+    assert at.selectbox(key="v_queries").value == "proxy"
+    assert any("demo owner's proxy" in c.value for c in at.caption)
+    at.selectbox(key="v_suspect").set_value(demo.SUSPECT_LABELS["malicious"])
+    at.button(key="v_run").click().run()
+    _ok(at)
+    res = at.session_state["xm_verification"]["result"]
+    assert res.config.queries == "proxy" and res.pool["queries"] == "proxy" and res.decision
 
 
 @needs_demo

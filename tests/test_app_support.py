@@ -312,3 +312,16 @@ def test_robustness_applies_input_and_model_attacks():
         robustness.apply_attack(suspect, "fine-tune", {"epochs": 1})
     with pytest.raises(ValueError, match="unknown attack"):
         robustness.apply_attack(suspect, "melt", {})
+
+
+def test_query_choice_is_proxy_only_where_the_demo_proxy_fits_the_marker(tmp_path):
+    from xmark_core.app_support.demo import DemoBundle, default_query_choice
+
+    proxy = tmp_path / "proxy.pt"
+    owner, other = object(), object()
+    bundle = DemoBundle(root=tmp_path, marker=owner, classes=["a", "b"], target=1, owner_record={}, proxy=proxy)
+    assert bundle.proxy_for(owner) == proxy and bundle.proxy_for(other) is None
+    assert default_query_choice(bundle.proxy_for(owner)) == "proxy"
+    assert default_query_choice(bundle.proxy_for(other)) == "boundary"  # the library's default
+    bundle.proxy = None  # a bundle built before the proxy was shipped
+    assert default_query_choice(bundle.proxy_for(owner)) == "boundary"

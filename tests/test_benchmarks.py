@@ -94,7 +94,7 @@ def test_micro_run_details_carry_commit_and_settings(micro):
         assert r["io_floor_ratio"] == pytest.approx(np.median(secs["embed"]) / np.median(secs["io"]))
     assert "| release (ρ) / I/O time | first run s |" in (out / "table.md").read_text()
     assert run["settings"]["query_gain"] == settings.query_gain == 2.0
-    assert (f"query gain {settings.query_gain}, boundary queries, key-specificity check ±20° (X-Mark)"
+    assert (f"query gain {settings.query_gain}, proxy queries, key-specificity check ±20° (X-Mark)"
             in (out / "table.md").read_text())
 
 
@@ -321,15 +321,23 @@ def test_proxy_queries_are_chosen_by_each_methods_own_proxy():
         ctx.verify(ctx.suspect(ctx.train("xmark")), methods["xmark"].marker)
 
 
-def test_micro_run_with_proxy_queries_covers_every_part(tmp_path):
-    """Every part verifies with proxy queries when the settings ask for them (the speed part's
-    own verification timings included), and the summary keeps its shape."""
-    torch.set_num_threads(1)
-    parts = [p for p in ALL_PARTS if p != "stealthmark"]
-    summary, problems = run_benchmark(preset("micro", queries="proxy", baselines=[]), tmp_path, parts, Log(quiet=True))
-    assert problems == [] and set(summary) == set(report.TOP_KEYS)
-    assert json.loads((tmp_path / "run.json").read_text())["settings"]["queries"] == "proxy"
+def test_micro_run_defaults_to_proxy_queries_with_boundary_beside(micro):
+    """The benchmark verifies with proxy queries by default (each method's own proxy, the speed
+    part's timings included) and reports the library's boundary queries beside them on the same
+    Malicious suspects and clean reference; a query choice it does not know is refused."""
+    settings, out, summary, _ = micro
+    assert (settings.queries, settings.query_choices) == ("proxy", ("proxy", "boundary"))
+    assert json.loads((out / "run.json").read_text())["settings"]["queries"] == "proxy"
+    proto = json.loads((out / "details" / "protocol.json").read_text())["results"]
+    for name in ("xmark", *settings.baselines):
+        assert proto[name]["proxy"]["seed"] == settings.proxy_seed and proto[name]["proxy"]["train_set"] == name
+        assert sorted(proto[name]["by_queries"]) == ["boundary", "proxy"]
+        assert proto[name]["by_queries"]["proxy"]["malicious"] == proto[name]["malicious_seeds"]
+    assert proto["xmark"]["by_queries"]["boundary"]["malicious"] != proto["xmark"]["malicious_seeds"]
     assert summary["speed"]["verify_s_per_100"] > 0 and set(summary["resolution"]) == {"0.5", "0.25", "other_arch"}
+    assert "| xmark | boundary |" in (out / "table.md").read_text()
+    with pytest.raises(ValueError, match="unknown queries"):
+        preset("micro", queries="nearest")
 
 
 def test_prefetched_generators_are_the_ones_trained_in_turn():
@@ -360,7 +368,8 @@ def test_also_queries_verify_the_same_suspects_under_each_choice():
 
     torch.set_num_threads(1)
     lines = io.StringIO()
-    ctx = BenchContext.create(preset("micro", also_queries=["proxy", "random", "boundary"], baselines=[]),
+    ctx = BenchContext.create(preset("micro", queries="boundary", also_queries=["proxy", "random", "boundary"],
+                                     baselines=[]),
                               Log(stream=lines))
     methods, results = protocol.run(ctx)
     s, marker = ctx.s, methods["xmark"].marker

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from xmark_core.errors import CheckpointError
+from xmark_core.verify.protocol import VerifyConfig
 
 DEMO_FILES: dict[str, str] = {
     "surrogate": "surrogate.pt",
@@ -112,6 +113,11 @@ class DemoBundle:
         """Path of a demo file by its :data:`DEMO_FILES` name (``"generator"``, ``"owner_record"``, ...)."""
         return self.root / DEMO_FILES[name]
 
+    def proxy_for(self, marker: Any) -> Path | None:
+        """The demo owner's proxy if ``marker`` is the demo's own (a proxy trained on another
+        owner's release would choose queries for the wrong mark), else None."""
+        return self.proxy if marker is self.marker else None
+
     @property
     def query_seed(self) -> int:
         return int(self.owner_record.get("demo", {}).get("query_seed", DEFAULT_QUERY_SEED))
@@ -121,6 +127,13 @@ class DemoBundle:
         """Side of the demo's phantom images (the release's resolution)."""
         demo = self.owner_record.get("demo", {})
         return int(demo.get("image_size") or self.owner_record.get("image_size") or 128)
+
+
+def default_query_choice(proxy: Path | None) -> str:
+    """The Verify page's preselected query choice: proxy queries where an owner's proxy is at
+    hand (they beat boundary queries on every suspect measured; README, Results), else the
+    library's default, which needs only the owner's surrogate."""
+    return "proxy" if proxy is not None else VerifyConfig.queries
 
 
 def read_owner_record(path: str | Path) -> dict[str, Any]:
