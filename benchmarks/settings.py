@@ -202,6 +202,7 @@ def preset(name: str, **overrides: Any) -> BenchSettings:
             gen_overrides={"epochs": 4}, work_size=64, n_ind_models=3, n_ind_keys=3,
             resolution_factors=(0.5, 0.25), ft_epochs=3, seq_repeats=9, speed_images=16,
             speed_native_max=512, static_steps=100,
+            jobs=2,  # two classifiers at once: ~10 min on 2 cores with a proxy per method to train
         )
     elif name == "micro":
         s = BenchSettings(
