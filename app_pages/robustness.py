@@ -2,7 +2,7 @@ import pandas as pd
 import streamlit as st
 
 from xmark_core.app_support import cached, robustness, ui
-from xmark_core.app_support.demo import SUSPECT_LABELS
+from xmark_core.app_support.demo import SUSPECT_LABELS, default_query_choice
 from xmark_core.verify.protocol import VerifyConfig, run_verification
 
 st.title("Robustness")
@@ -46,6 +46,10 @@ with c3:
     m = st.number_input("Queries m", 10, 500, 60, step=10, key="r_m")
     tau = st.number_input("Margin τ", 0.0, 0.9, 0.2, 0.05, key="r_tau")
     alpha = st.number_input("Level α", 0.0001, 0.2, 0.01, 0.005, format="%.4f", key="r_alpha")
+    proxy_path = bundle.proxy_for(marker)
+    queries = default_query_choice(proxy_path)
+    st.caption(f"Queries: {queries}, as the Verify page preselects"
+               + (" (chosen by the demo owner's proxy)." if proxy_path is not None else "."))
 
 history = st.session_state.setdefault("r_history", [])
 if st.button("Attack and verify", type="primary", key="r_run"):
@@ -63,12 +67,14 @@ if st.button("Attack and verify", type="primary", key="r_run"):
                                                progress=lambda d, t: bar.progress(d / t, text=f"step {d}/{t}"))
             status.update(label="Verifying the attacked suspect ...")
             images, ids = cached.query_images(target, int(m), bundle.image_size, bundle.query_seed)
-            cfg = VerifyConfig(m=int(m), tau=float(tau), alpha=float(alpha), test="ttest")
-            res = run_verification(attacked.suspect, marker, images, ids, target, cfg,
+            cfg = VerifyConfig(m=int(m), tau=float(tau), alpha=float(alpha), test="ttest", queries=queries)
+            proxy = (cached.checkpoint_suspect(str(proxy_path), proxy_path.stat().st_mtime)
+                     if queries == "proxy" else None)
+            res = run_verification(attacked.suspect, marker, images, ids, target, cfg, proxy=proxy,
                                    progress=lambda d, t: bar.progress(d / t, text=f"{d}/{t} queries"))
             status.update(label="Done", state="complete", expanded=False)
         history.append({
-            "suspect": key, "attack": attacked.description,
+            "suspect": key, "attack": attacked.description, "queries": queries,
             "accuracy before": attacked.accuracy_before, "accuracy after": attacked.accuracy_after,
             "ΔP": round(res.delta_p, 3), "p-value": float(f"{res.p_value:.3g}"), "WSR": round(res.wsr, 3),
             "claim": "yes" if res.decision else "no",

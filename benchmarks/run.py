@@ -156,7 +156,7 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     keep_large_blocks()
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="reduced run (~10 min on 2 quiet cores)")
+    p.add_argument("--quick", action="store_true", help="reduced run (~12 min on 2 quiet cores)")
     p.add_argument("--preset", choices=("full", "demo", "quick", "micro"), default=None,
                    help="settings preset (default full; demo = the shipped demo's scale; --quick = --preset quick; "
                         "micro is for tests)")

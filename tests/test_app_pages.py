@@ -336,15 +336,20 @@ def test_verify_unreachable_endpoint_is_an_error_message(app):
 
 @needs_demo
 def test_robustness_page_attacks_and_reverifies(app):
+    """JPEG at query time, verified with the Verify page's preselected queries (on the demo the
+    shipped proxy's): the Malicious suspect stays claimed, the clean one is not claimed."""
     at = page(app, "robustness")
     _ok(at)
+    assert any("Queries: proxy" in c.value and "demo owner's proxy" in c.value for c in at.caption)
     at.selectbox(key="r_attack").set_value("jpeg").run()
-    at.number_input(key="r_m").set_value(20).run()
-    at.button(key="r_run").click().run()
-    _ok(at)
-    hist = at.session_state["r_history"]
-    assert hist[-1]["attack"] == "jpeg(quality=75)" and hist[-1]["claim"] in ("yes", "no")
-    assert np.isfinite(hist[-1]["ΔP"])
+    at.number_input(key="r_m").set_value(40).run()
+    for key, claim in (("malicious", "yes"), ("clean", "no")):
+        at.selectbox(key="r_suspect").set_value(demo.SUSPECT_LABELS[key]).run()
+        at.button(key="r_run").click().run()
+        _ok(at)
+        last = at.session_state["r_history"][-1]
+        assert (last["suspect"], last["attack"], last["queries"]) == (key, "jpeg(quality=75)", "proxy")
+        assert last["claim"] == claim and np.isfinite(last["ΔP"])
 
 
 @pytest.fixture(scope="module")
