@@ -56,7 +56,7 @@ if st.button("Attack and verify", type="primary", key="r_run"):
     with ui.guarded("The attack"):
         key = next(k for k, v in SUSPECT_LABELS.items() if v == label)
         path = bundle.suspects[key]
-        suspect = cached.checkpoint_suspect(str(path), path.stat().st_mtime)
+        suspect = cached.suspect_at(path)
         with st.status(f"Attacking: {attack} ...", expanded=True) as status:
             clean = None
             if attack in robustness.MODEL_ATTACKS:
@@ -68,8 +68,7 @@ if st.button("Attack and verify", type="primary", key="r_run"):
             status.update(label="Verifying the attacked suspect ...")
             images, ids = cached.query_images(target, int(m), bundle.image_size, bundle.query_seed)
             cfg = VerifyConfig(m=int(m), tau=float(tau), alpha=float(alpha), test="ttest", queries=queries)
-            proxy = (cached.checkpoint_suspect(str(proxy_path), proxy_path.stat().st_mtime)
-                     if queries == "proxy" else None)
+            proxy = cached.suspect_at(proxy_path) if queries == "proxy" else None
             res = run_verification(attacked.suspect, marker, images, ids, target, cfg, proxy=proxy,
                                    progress=lambda d, t: bar.progress(d / t, text=f"{d}/{t} queries"))
             status.update(label="Done", state="complete", expanded=False)

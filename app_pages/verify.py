@@ -92,14 +92,14 @@ def _suspect():
         return sources.open_http_suspect(url, sources.parse_classes(classes_txt))
     key = next(k for k, v in SUSPECT_LABELS.items() if v == choice)
     path = bundle.suspects[key]
-    return cached.checkpoint_suspect(str(path), path.stat().st_mtime)
+    return cached.suspect_at(path)
 
 
 def _proxy():
     if queries != "proxy":
         return None
     if not proxy_up and demo_proxy is not None:
-        return cached.checkpoint_suspect(str(demo_proxy), demo_proxy.stat().st_mtime)
+        return cached.suspect_at(demo_proxy)
     if not proxy_up:
         raise ValueError("proxy queries need the owner's proxy: upload a classifier trained on your own "
                          "release (`xmark train-classifier --data RELEASE`), or choose boundary queries")

@@ -67,6 +67,11 @@ def checkpoint_suspect(path: str, mtime: float) -> Any:
     return CheckpointSuspect(path)
 
 
+def suspect_at(path: Path) -> Any:
+    """:func:`checkpoint_suspect` of a checkpoint file, keyed by its modification time."""
+    return checkpoint_suspect(str(path), path.stat().st_mtime)
+
+
 @st.cache_data(show_spinner="Rendering held-out query images ...", max_entries=8)
 def query_images(target: int, m: int, size: int, seed: int) -> tuple[np.ndarray, list[str]]:
     return demo_mod.query_images(target, m, size, seed)
