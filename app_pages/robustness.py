@@ -68,7 +68,7 @@ if st.button("Attack and verify", type="primary", key="r_run"):
             status.update(label="Verifying the attacked suspect ...")
             images, ids = cached.query_images(target, int(m), bundle.image_size, bundle.query_seed)
             cfg = VerifyConfig(m=int(m), tau=float(tau), alpha=float(alpha), test="ttest", queries=queries)
-            proxy = cached.suspect_at(proxy_path) if queries == "proxy" else None
+            proxy = cached.suspect_at(proxy_path) if proxy_path is not None else None
             res = run_verification(attacked.suspect, marker, images, ids, target, cfg, proxy=proxy,
                                    progress=lambda d, t: bar.progress(d / t, text=f"{d}/{t} queries"))
             status.update(label="Done", state="complete", expanded=False)

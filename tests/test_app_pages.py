@@ -216,8 +216,8 @@ def test_verify_claims_the_malicious_suspect_and_evidence_downloads(app):
 
 @needs_demo
 def test_verify_query_choice_is_used_and_recorded(app):
-    """Boundary queries come from the surrogate's top of a
-    300-image pool and show the shipped Malicious suspect's mark more strongly."""
+    """Boundary queries come from the surrogate's top of a 300-image pool and show the shipped
+    Malicious suspect's mark more strongly than random ones."""
     boundary = _verify(app, "malicious", m=100, queries="boundary").session_state["xm_verification"]["result"]
     rand = _verify(app, "malicious", m=100, queries="random").session_state["xm_verification"]["result"]
     assert boundary.config.queries == "boundary" and rand.config.queries == "random"
