@@ -6,6 +6,7 @@ Runtime: ~30-40 s on 2 busy cores (the micro run; the rest is instantaneous)."""
 import io
 import json
 import math
+import os
 import sys
 import types
 from pathlib import Path
@@ -28,7 +29,7 @@ from benchmarks.baselines import (
 )
 from benchmarks.context import CLEAN, BenchContext, Log
 from benchmarks.protocol import prefetch_generators, train_xmark
-from benchmarks.run import ALL_PARTS, run_benchmark, run_stealthmark
+from benchmarks.run import ALL_PARTS, StealthMarkPart, run_benchmark, run_stealthmark
 from benchmarks.settings import BASELINES, preset
 from xmark_core.embed import n_marked
 
@@ -141,6 +142,25 @@ def test_stealthmark_hook_passes_what_run_accepts(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "benchmarks.stealthmark", types.SimpleNamespace(run=fake_run))
     assert run_stealthmark(preset("quick"), tmp_path, Log(quiet=True)) == {"asr": 1.0}
     assert seen == {"quick": True, "out": tmp_path}
+
+
+def _stealthmark_stand_in(settings, out, log):
+    log("stand-in ran")
+    if settings.seed < 0:
+        raise RuntimeError("stand-in failed")
+    return {"pid": os.getpid(), "out": str(out)}
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_stealthmark_part_runs_beside_with_jobs_and_keeps_its_errors(tmp_path, jobs):
+    seconds, problems = {}, []
+    part = StealthMarkPart(preset("micro", jobs=jobs), tmp_path, Log(quiet=True), _stealthmark_stand_in)
+    sm = part.collect(seconds, problems)
+    assert (sm["pid"] != os.getpid()) == (jobs > 1)  # a worker process only with jobs >= 2
+    assert sm["out"] == str(tmp_path) and seconds["stealthmark"] > 0 and problems == []
+    failing = StealthMarkPart(preset("micro", jobs=jobs, seed=-1), tmp_path, Log(quiet=True), _stealthmark_stand_in)
+    assert failing.collect(seconds, problems) == {"error": "RuntimeError: stand-in failed"}
+    assert problems == ["stealthmark: RuntimeError: stand-in failed"]
 
 
 def test_micro_run_reports_malicious_suspects_over_seeds(micro):
