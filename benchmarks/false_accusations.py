@@ -1,9 +1,9 @@
 """Part 5: false accusations -- independent models (Ind-M) and independent keys (Ind-T).
 
-Ind-M: clean-trained models with other seeds, queried with the owner's marker. Ind-T: the
-Malicious suspect queried with markers of independent keys (for X-Mark a generator trained
-from scratch with another key and seed, against the same surrogate -- the harder case for
-us). No row may reach ``p < alpha``. With the key-specificity check on (``specificity``), Ind-T
+Ind-M: clean-trained models with other seeds, queried with the owner's marker. Ind-T: every
+Malicious suspect (``malicious_seeds`` of them) queried with markers of independent keys (for
+X-Mark a generator trained from scratch with another key and seed, against the same surrogate
+-- the harder case for us), so ``n`` is keys x suspects. No row may reach ``p < alpha``. With the key-specificity check on (``specificity``), Ind-T
 is also verified without it (``ind_t_no_check``, details only): how many claims the check refused.
 """
 
@@ -19,21 +19,23 @@ def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, dict[str, An
     """Per method: ``{"ind_m": summary, "ind_t": summary}`` (see :func:`~benchmarks.context.summarize`)."""
     s = ctx.s
     ctx.train_many([(CLEAN, None, None, s.suspect_seed(i)) for i in range(s.n_ind_models)]
-                   + [(name, None, None, None) for name in methods])
+                   + [(name, None, None, s.suspect_seed(i)) for name in methods for i in range(s.malicious_seeds)])
     clean = [ctx.train(CLEAN, seed=s.suspect_seed(i)) for i in range(s.n_ind_models)]
     out: dict[str, dict[str, Any]] = {}
     for meth in methods.values():
         meth.prefetch(range(s.n_ind_keys))
     for name, meth in methods.items():
         ind_m = [brief(ctx.verify(ctx.suspect(c), meth.marker, name)) for c in clean]
-        malicious = ctx.suspect(ctx.train(name))
+        others = [meth.independent(i) for i in range(s.n_ind_keys)]
+        seeds = [s.suspect_seed(i) for i in range(s.malicious_seeds)]
         ind_t, unchecked = [], []
-        for i in range(s.n_ind_keys):
-            other = meth.independent(i)
-            ind_t.append(brief(ctx.verify(malicious, other, name)))
-            if s.specificity and hasattr(other, "turned"):  # the baselines have no key to turn
-                unchecked.append(brief(ctx.verify(malicious, other, name, specificity=0.0)))
-        out[name] = {"ind_m": summarize(ind_m, s.alpha), "ind_t": summarize(ind_t, s.alpha)}
+        for seed in seeds:  # suspect-major: rows [j * n_ind_keys + i] are suspect j, key i
+            malicious = ctx.suspect(ctx.train(name, seed=seed))
+            for other in others:
+                ind_t.append(brief(ctx.verify(malicious, other, name)))
+                if s.specificity and hasattr(other, "turned"):  # the baselines have no key to turn
+                    unchecked.append(brief(ctx.verify(malicious, other, name, specificity=0.0)))
+        out[name] = {"ind_m": summarize(ind_m, s.alpha), "ind_t": {**summarize(ind_t, s.alpha), "suspect_seeds": seeds}}
         if unchecked:
             out[name]["ind_t_no_check"] = summarize(unchecked, s.alpha)
         for k in out[name]:

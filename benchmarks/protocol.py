@@ -183,10 +183,13 @@ def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
     ctx.owners.update({name: meth.marker for name, meth in methods.items()})
     uses_proxy = "proxy" in s.query_choices
     proxies = [(name, None, None, s.proxy_seed) for name in methods] if uses_proxy else []
-    ctx.train_many([(name, None, None, s.suspect_seed(i)) for name in methods for i in range(s.malicious_seeds)]
-                   + proxies)
-    reference = ctx.train(CLEAN)  # same seed as every Malicious suspect: a paired BA drop
-    results: dict[str, Any] = {"surrogate": surrogate.spec(), "clean_reference": reference.spec()}
+    seeds = [s.suspect_seed(i) for i in range(s.malicious_seeds)]
+    ctx.train_many([(name, None, None, seed) for name in methods for seed in seeds] + proxies
+                   + [(CLEAN, None, None, seed) for seed in seeds])  # a clean model per seed: paired BA drops
+    references = [ctx.train(CLEAN, seed=seed) for seed in seeds]
+    reference = references[0]
+    results: dict[str, Any] = {"surrogate": surrogate.spec(), "clean_reference": reference.spec(),
+                               "clean_references": [r.spec() for r in references]}
     for name, meth in methods.items():
         mal = ctx.train(name)
         r = brief(ctx.verify(ctx.suspect(mal), meth.marker, name))
@@ -200,9 +203,12 @@ def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
             results[name]["proxy"] = ctx.proxy(name).spec()
         ctx.log(f"{name} Malicious: WSR {r['wsr']:.3f} dP {r['delta_p']:.3f} p {r['p']:.3g}; "
                 f"BA {mal.accuracy:.4f} (clean {reference.accuracy:.4f})")
-        more = [brief(ctx.verify(ctx.suspect(ctx.train(name, seed=s.suspect_seed(i))), meth.marker, name))
-                for i in range(1, s.malicious_seeds)]
+        suspects = [ctx.train(name, seed=seed) for seed in seeds]
+        more = [brief(ctx.verify(ctx.suspect(tr), meth.marker, name)) for tr in suspects[1:]]
         results[name]["malicious_seeds"] = summarize([r, *more], s.alpha)
+        results[name]["ba_seeds"] = {  # each against the clean model of its seed
+            "ba": [tr.accuracy for tr in suspects], "ba_clean": [ref.accuracy for ref in references],
+            "ba_drop": [ref.accuracy - tr.accuracy for ref, tr in zip(references, suspects)]}
         if more:
             ctx.log(f"{name} Malicious over {1 + len(more)} seeds: share claimed "
                     f"{results[name]['malicious_seeds']['share_p_below_alpha']:.2f}")

@@ -284,17 +284,19 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
     seeds = {k: v["malicious_seeds"] for k, v in proto.items() if isinstance(v, dict) and "malicious_seeds" in v}
     if any(v["n"] > 1 for v in seeds.values()):
         lines += ["", "**Malicious suspects over training seeds** (same release; claimed = p < α)", "",
-                  "| method | claimed | 95 % CI of the share | ΔP per seed | p per seed | ownership test alone |",
-                  "|---|---|---|---|---|---|"]
+                  "| method | claimed | 95 % CI of the share | ΔP per seed | p per seed | ownership test alone | "
+                  "BA drop per seed |", "|---|---|---|---|---|---|---|"]
         for k, v in seeds.items():
             k_claimed = round(v["share_p_below_alpha"] * v["n"])
             lo, hi = claim_share_ci(k_claimed, v["n"])
             own = v.get("p_ownership") or []  # absent in results written before 2026-12-05 (VI)
             lines.append(f"| {k} | {k_claimed} of {v['n']} | {100 * lo:.0f}–{100 * hi:.0f} % | "
                          f"{', '.join(_f(d) for d in v['delta_p'])} | {', '.join(_p(q) for q in v['p'])} | "
-                         f"{', '.join(_p(q) for q in own) or '–'} |")
+                         f"{', '.join(_p(q) for q in own) or '–'} | "
+                         f"{', '.join(_f(100 * d, '+.2f') for d in (proto[k].get('ba_seeds') or {}).get('ba_drop', [])) or '–'} |")
         lines += ["", "p is the largest of the ownership test and, with the key-specificity check, the "
-                      "tests of the owner's mark against each turned one."]
+                      "tests of the owner's mark against each turned one. BA drop (points) is against the "
+                      "clean model of the same seed."]
 
     lines += _by_queries_table(proto)
 
@@ -325,7 +327,8 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
 
     fa = parts.get("false_accusations") or {}
     if fa:
-        lines += ["", "**False accusations** (share of independent models / keys with p < α)", "",
+        lines += ["", "**False accusations** (share of independent models / keys with p < α; Ind-T: "
+                      "each key against each Malicious suspect)", "",
                   "| method | Ind-M | Ind-T |", "|---|---|---|"]
         for k, r in fa.items():
             lines.append(f"| {k} | {_pct(r['ind_m']['share_p_below_alpha'])} of {r['ind_m']['n']} | "

@@ -68,13 +68,16 @@ def run_stealthmark(settings: BenchSettings, out: Path, log: Log) -> dict[str, A
 
 
 def _stealthmark_in_worker(call: Callable[..., dict[str, Any] | None], settings: BenchSettings, out: Path,
-                           quiet: bool, t0: float) -> dict[str, Any] | None:
-    """:func:`run_stealthmark` in a worker process, its progress lines tagged and stamped
-    from the parent's start (``perf_counter`` is the system's monotonic clock)."""
+                           quiet: bool, t0: float) -> tuple[dict[str, Any] | None, float]:
+    """:func:`run_stealthmark` in a worker process and its wall seconds; its progress lines
+    tagged and stamped from the parent's start (``perf_counter`` is the system's monotonic
+    clock)."""
     log = Log(quiet=quiet)
     log.t0 = t0
     torch.set_num_threads(settings.threads)
-    return call(settings, out, lambda msg: log(f"stealthmark: {msg}"))
+    started = time.perf_counter()
+    sm = call(settings, out, lambda msg: log(f"stealthmark: {msg}"))
+    return sm, time.perf_counter() - started
 
 
 class StealthMarkPart:
@@ -88,31 +91,31 @@ class StealthMarkPart:
         self.settings, self.out, self.log, self.call = settings, out, log, call
         self.pool: ProcessPoolExecutor | None = None
         self.future: Future | None = None
-        self.t0 = time.perf_counter()
         if settings.jobs >= 2:
             log("StealthMark runs beside the X-Mark parts in a worker process")
             self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
             self.future = self.pool.submit(_stealthmark_in_worker, call, settings, out, log.quiet, log.t0)
 
     def collect(self, seconds: dict[str, float], problems: list[str]) -> dict[str, Any] | None:
-        """The part's block (None where there is no ``benchmarks/stealthmark.py``), its wall
-        seconds put in ``seconds``; an exception in it becomes ``{"error": ...}`` and an entry
-        in ``problems``, not a lost run."""
+        """The part's block (None where there is no ``benchmarks/stealthmark.py``), its own wall
+        seconds put in ``seconds`` (beside the X-Mark parts: while they ran too); an exception
+        in it becomes ``{"error": ...}`` and an entry in ``problems``, not a lost run."""
+        t0 = time.perf_counter()
         try:
             if self.future is not None:
-                sm = self.future.result()
+                sm, took = self.future.result()
             else:
-                self.t0 = time.perf_counter()
                 sm = self.call(self.settings, self.out, self.log)
+                took = time.perf_counter() - t0
         except Exception as e:  # noqa: BLE001 - another helper's part must not lose ours
             self.log(f"StealthMark benchmark failed: {type(e).__name__}: {e}")
             problems.append(f"stealthmark: {type(e).__name__}: {e}")
-            sm = {"error": f"{type(e).__name__}: {e}"}
+            sm, took = {"error": f"{type(e).__name__}: {e}"}, time.perf_counter() - t0
         finally:
             if self.pool is not None:
                 self.pool.shutdown()
         if sm is not None:
-            seconds["stealthmark"] = time.perf_counter() - self.t0
+            seconds["stealthmark"] = took
         return sm
 
 

@@ -57,7 +57,8 @@ def test_micro_run_writes_the_summary_shape(micro):
         assert set(block["malicious"]) == {"wsr", "delta_p", "p"}
         assert 0 <= block["malicious"]["p"] <= 1 and 0 <= block["malicious"]["wsr"] <= 1
         assert -1 <= block["malicious"]["delta_p"] <= 1
-        assert block["ind_m"]["n"] == settings.n_ind_models and block["ind_t"]["n"] == settings.n_ind_keys
+        assert block["ind_m"]["n"] == settings.n_ind_models
+        assert block["ind_t"]["n"] == settings.n_ind_keys * settings.malicious_seeds  # each key, each suspect
         assert 0 <= block["ind_m"]["min_p"] <= 1 and 0 <= block["ind_t"]["min_p"] <= 1
         assert 0 <= block["ba_clean"] <= 1 and -1 <= block["ba_drop"] <= 1
         assert math.isfinite(block["psnr"]) and 0 < block["ssim"] <= 1
@@ -166,14 +167,24 @@ def test_stealthmark_part_runs_beside_with_jobs_and_keeps_its_errors(tmp_path, j
 def test_micro_run_reports_malicious_suspects_over_seeds(micro):
     settings, out, _, _ = micro
     proto = json.loads((out / "details" / "protocol.json").read_text())["results"]
+    refs = proto["clean_references"]
+    assert [r["seed"] for r in refs] == [settings.suspect_seed(i) for i in range(settings.malicious_seeds)]
+    assert refs[0] == proto["clean_reference"] and all(r["train_set"] == CLEAN for r in refs)
     for name in ("xmark", *BASELINES):
         block = proto[name]["malicious_seeds"]
         assert block["n"] == settings.malicious_seeds == 2 and len(block["p"]) == 2
         assert block["p"][0] == pytest.approx(proto[name]["malicious"]["p"])  # the first is the main suspect
         assert block["delta_p"][0] == pytest.approx(proto[name]["malicious"]["delta_p"])
         assert 0 <= block["share_p_below_alpha"] <= 1
+        # BA drop per seed against the clean model of the same seed; the first is the summary's
+        ba = proto[name]["ba_seeds"]
+        assert ba["ba_clean"] == [ref["accuracy"] for ref in refs]
+        assert ba["ba_drop"] == pytest.approx([ref["accuracy"] - b for ref, b in zip(refs, ba["ba"])])
+        assert (ba["ba_drop"][0], ba["ba"][0]) == pytest.approx((proto[name]["ba_drop"], proto[name]["ba"]))
     table = (out / "table.md").read_text()
     assert "**Malicious suspects over training seeds**" in table
+    drops = ", ".join(f"{100 * d:+.2f}" for d in proto["xmark"]["ba_seeds"]["ba_drop"])
+    assert f"| {drops} |" in table.split("**Malicious suspects over training seeds**")[1].split("\n\n")[1]
     k = round(proto["xmark"]["malicious_seeds"]["share_p_below_alpha"] * 2)
     lo, hi = report.claim_share_ci(k, 2)
     assert f"| xmark | {k} of 2 | {100 * lo:.0f}–{100 * hi:.0f} % |" in table
@@ -196,8 +207,13 @@ def test_claim_share_ci_is_the_exact_binomial_interval():
     assert lo < 0.01 and hi > 0.9  # three seeds say almost nothing
 
 
-def test_micro_run_attacks_and_sequential_cover_every_malicious_suspect(micro):
+def test_micro_run_attacks_sequential_and_ind_t_cover_every_malicious_suspect(micro):
     settings, out, summary, _ = micro
+    fa = json.loads((out / "details" / "false_accusations.json").read_text())["results"]
+    seeds = [settings.suspect_seed(i) for i in range(settings.malicious_seeds)]
+    for row in fa.values():
+        assert row["ind_t"]["suspect_seeds"] == seeds and len(row["ind_t"]["p"]) == settings.n_ind_keys * len(seeds)
+    assert fa["xmark"]["ind_t_no_check"]["n"] == settings.n_ind_keys * len(seeds)
     att = json.loads((out / "details" / "attacks.json").read_text())["results"]
     proto = json.loads((out / "details" / "protocol.json").read_text())["results"]
     for row in att.values():
@@ -246,7 +262,7 @@ def test_baselines_setting_runs_x_mark_alone_and_keeps_the_summary_shape(tmp_pat
     assert all(b["malicious"]["p"] is None and b["psnr"] is None for b in summary["baselines"].values())
     assert summary["xmark"]["malicious"]["p"] is not None
     proto = json.loads((tmp_path / "details" / "protocol.json").read_text())
-    assert set(proto["results"]) == {"surrogate", "clean_reference", "xmark"}
+    assert set(proto["results"]) == {"surrogate", "clean_reference", "clean_references", "xmark"}
     table = (tmp_path / "table.md").read_text()
     assert "| X-Mark |" in table and not any(f"| {b} |" in table for b in BASELINES)
     with pytest.raises(ValueError, match="unknown baselines"):
