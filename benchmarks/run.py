@@ -184,6 +184,7 @@ def run_benchmark(settings: BenchSettings, out: str | Path, parts: Sequence[str]
         "models": [tr.spec() for tr in ctx.models.values()],
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "torch": torch.__version__, "numpy": np.__version__, "cpu_count": os.cpu_count(),
+                    "cpu": _cpu_model(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
                     "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg())},
         "argv": sys.argv, "problems": problems,
     }
@@ -191,6 +192,18 @@ def run_benchmark(settings: BenchSettings, out: str | Path, parts: Sequence[str]
     report.write_results(out, summary, results, run_info, table)
     log(f"done in {total / 60:.1f} min; results in {out}")
     return summary, problems
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux; ``platform.processor()`` elsewhere): floating-point results
+    are reproducible for a seed on one kind of CPU, not across kinds (oneDNN picks kernels by ISA)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def _parse_set(items: Sequence[str]) -> dict[str, Any]:
@@ -211,7 +224,7 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     keep_large_blocks()
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="reduced run (~12 min on 2 quiet cores)")
+    p.add_argument("--quick", action="store_true", help="reduced run (~10 min on 2 quiet cores)")
     p.add_argument("--preset", choices=("full", "demo", "quick", "micro"), default=None,
                    help="settings preset (default full; demo = the shipped demo's scale; --quick = --preset quick; "
                         "micro is for tests)")

@@ -4,7 +4,7 @@ Every number in a result file comes from one :class:`BenchSettings`, stored next
 ``full`` is the protocol of record (issue: >= 4,000 phantom images, 4 classes, 256 px
 source); ``demo`` is the scale of the shipped demo (2,400 images at 128 px, the default
 classifier for 15 epochs; about 65 minutes on one core), the smallest at which the mark is
-learned; ``quick`` is a reduced run for a laptop (~12 min on 2 quiet cores); ``micro``
+learned; ``quick`` is a reduced run for a laptop (~10 min on 2 quiet cores); ``micro``
 only exercises the code path (tests) and its numbers mean nothing.
 """
 
@@ -202,7 +202,7 @@ def preset(name: str, **overrides: Any) -> BenchSettings:
             gen_overrides={"epochs": 4}, work_size=64, n_ind_models=3, n_ind_keys=3,
             resolution_factors=(0.5, 0.25), ft_epochs=3, seq_repeats=9, speed_images=16,
             speed_native_max=512, static_steps=100,
-            jobs=2,  # two classifiers at once (a proxy per method to train): 11.5 min on 2 cores
+            jobs=2,  # two classifiers at once, StealthMark beside: 9.8 min on 2 cores (11.5 without)
         )
     elif name == "micro":
         s = BenchSettings(

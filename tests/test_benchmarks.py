@@ -79,6 +79,9 @@ def test_micro_run_details_carry_commit_and_settings(micro):
     settings, out, summary, _ = micro
     run = json.loads((out / "run.json").read_text())
     assert run["commit"] == summary["commit"] and run["settings"]["preset"] == "micro"
+    # results are bitwise reproducible on one kind of CPU only, so the kind is recorded
+    assert run["machine"]["cpu"] and run["machine"]["cpu"] != "unknown"
+    assert run["machine"]["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     for part in ("protocol", "resolution", "false_accusations", "attacks", "queries", "speed"):
         d = json.loads((out / "details" / f"{part}.json").read_text())
         assert d["commit"] == summary["commit"] and d["settings"] == run["settings"]
