@@ -57,8 +57,8 @@ class BenchSettings:
         answers the owner's mark most (the hard case: there the suspect also answers nearby
         keys most). Boundary queries (the library's default, for an owner without a proxy) are
         scored by the owner's surrogate. The benchmark defaults to proxy queries because they
-        beat boundary ones on every suspect measured (ten full-preset seeds: ΔP higher on each,
-        4 of 10 meet the Malicious targets against 0; README, Results)
+        beat boundary ones on most suspects measured (ΔP higher on 11 of 13 full-preset seeds
+        over two releases, 5 of 13 meet the Malicious targets against 0; README, Results)
     proxy_seed : training seed of the owner's proxy (proxy queries only)
     also_queries : other query choices the protocol's Malicious suspects and its clean
         reference are verified with besides ``queries`` (default: boundary, the library's
