@@ -35,7 +35,11 @@ def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, dict[str, An
                 ind_t.append(brief(ctx.verify(malicious, other, name)))
                 if s.specificity and hasattr(other, "turned"):  # the baselines have no key to turn
                     unchecked.append(brief(ctx.verify(malicious, other, name, specificity=0.0)))
-        out[name] = {"ind_m": summarize(ind_m, s.alpha), "ind_t": {**summarize(ind_t, s.alpha), "suspect_seeds": seeds}}
+        pairs = [(seed, s.key(i)) for seed in seeds for i in range(s.n_ind_keys)]
+        claims = [{"suspect_seed": seed, "key": key, "p": r["p"], "delta_p": r["delta_p"]}
+                  for (seed, key), r in zip(pairs, ind_t) if r["p"] < s.alpha]
+        out[name] = {"ind_m": summarize(ind_m, s.alpha),
+                     "ind_t": {**summarize(ind_t, s.alpha), "suspect_seeds": seeds, "claims": claims}}
         if unchecked:
             out[name]["ind_t_no_check"] = summarize(unchecked, s.alpha)
         for k in out[name]:

@@ -230,6 +230,24 @@ def meets_malicious_targets(wsr: float, delta_p: float, p: float) -> bool:
     return wsr >= MALICIOUS_TARGETS["wsr"] and delta_p >= MALICIOUS_TARGETS["delta_p"] and p < MALICIOUS_TARGETS["p"]
 
 
+def _false_accusations_table(fa: dict[str, Any]) -> list[str]:
+    """Share of Ind-M models and Ind-T key-suspect pairs with p < α per method, then every
+    Ind-T claim by key and suspect (what a reader of a false accusation needs to find it)."""
+    if not fa:
+        return []
+    lines = ["", "**False accusations** (share of independent models / keys with p < α; Ind-T: "
+                 "each key against each Malicious suspect)", "", "| method | Ind-M | Ind-T |", "|---|---|---|"]
+    for k, r in fa.items():
+        lines.append(f"| {k} | {_pct(r['ind_m']['share_p_below_alpha'])} of {r['ind_m']['n']} | "
+                     f"{_pct(r['ind_t']['share_p_below_alpha'])} of {r['ind_t']['n']} |")
+    claims = [(k, c) for k, r in fa.items() for c in r["ind_t"].get("claims") or []]
+    if claims:
+        lines += ["", "Ind-T claims (an independent key's owner would wrongly claim the suspect): "
+                  + "; ".join(f"{k} key {c['key']} on suspect seed {c['suspect_seed']} "
+                              f"(ΔP {_f(c['delta_p'])}, p {_p(c['p'])})" for k, c in claims) + "."]
+    return lines
+
+
 def _by_queries_table(proto: dict[str, Any]) -> list[str]:
     """The protocol's Malicious suspects and clean reference under each query choice (the
     ``also_queries`` setting); no lines when it was not set."""
@@ -325,14 +343,7 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
                          + (f" {o['claimed']} of {o['n']} ({o['claimed_within_ba']} of {o['within_ba']}) |"
                             if many else ""))
 
-    fa = parts.get("false_accusations") or {}
-    if fa:
-        lines += ["", "**False accusations** (share of independent models / keys with p < α; Ind-T: "
-                      "each key against each Malicious suspect)", "",
-                  "| method | Ind-M | Ind-T |", "|---|---|---|"]
-        for k, r in fa.items():
-            lines.append(f"| {k} | {_pct(r['ind_m']['share_p_below_alpha'])} of {r['ind_m']['n']} | "
-                         f"{_pct(r['ind_t']['share_p_below_alpha'])} of {r['ind_t']['n']} |")
+    lines += _false_accusations_table(parts.get("false_accusations") or {})
 
     seq = parts.get("queries") or {}
     if seq:

@@ -217,6 +217,11 @@ def test_micro_run_attacks_sequential_and_ind_t_cover_every_malicious_suspect(mi
     for row in fa.values():
         assert row["ind_t"]["suspect_seeds"] == seeds and len(row["ind_t"]["p"]) == settings.n_ind_keys * len(seeds)
     assert fa["xmark"]["ind_t_no_check"]["n"] == settings.n_ind_keys * len(seeds)
+    for row in fa.values():  # claims name each pair with p < alpha (rows are suspect-major)
+        pairs = [(sd, settings.key(i)) for sd in seeds for i in range(settings.n_ind_keys)]
+        assert row["ind_t"]["claims"] == [{"suspect_seed": sd, "key": k, "p": q, "delta_p": d}
+                                          for (sd, k), q, d in zip(pairs, row["ind_t"]["p"], row["ind_t"]["delta_p"])
+                                          if q < settings.alpha]
     att = json.loads((out / "details" / "attacks.json").read_text())["results"]
     proto = json.loads((out / "details" / "protocol.json").read_text())["results"]
     for row in att.values():
@@ -236,6 +241,23 @@ def test_micro_run_attacks_sequential_and_ind_t_cover_every_malicious_suspect(mi
     table = (out / "table.md").read_text()
     assert "claimed over suspects (within 5 BA pt)" in table and "over all 2 Malicious suspects" in table
     assert "each stream's median (the claim waits for the slowest): owner's mark vs original –" in table
+
+
+def test_false_accusation_table_names_each_ind_t_claim():
+    from benchmarks.report import _false_accusations_table
+    # run XIV's X-Mark row (results/full_fa_seeds): 3 of 30 key-suspect pairs claimed
+    claims = [{"suspect_seed": 100, "key": 1005, "p": 2.41e-4, "delta_p": 0.908},
+              {"suspect_seed": 101, "key": 1002, "p": 6.43e-4, "delta_p": 0.329}]
+    fa = {"xmark": {"ind_m": {"share_p_below_alpha": 0.0, "n": 10},
+                    "ind_t": {"share_p_below_alpha": 0.1, "n": 30, "claims": claims}},
+          "static": {"ind_m": {"share_p_below_alpha": 0.0, "n": 10},
+                     "ind_t": {"share_p_below_alpha": 0.0, "n": 30, "claims": []}}}
+    text = "\n".join(_false_accusations_table(fa))
+    assert "| xmark | 0.0% of 10 | 10.0% of 30 |" in text and "| static | 0.0% of 10 | 0.0% of 30 |" in text
+    assert ("xmark key 1005 on suspect seed 100 (ΔP 0.908, p 0.00024); "
+            "xmark key 1002 on suspect seed 101 (ΔP 0.329, p 0.00064).") in text
+    fa["xmark"]["ind_t"]["claims"] = []
+    assert "Ind-T claims" not in "\n".join(_false_accusations_table(fa)) and _false_accusations_table({}) == []
 
 
 def test_attack_over_seeds_counts_claims_within_the_ba_budget():
