@@ -3,7 +3,8 @@
 Ind-M: clean-trained models with other seeds, queried with the owner's marker. Ind-T: every
 Malicious suspect (``malicious_seeds`` of them) queried with markers of independent keys (for
 X-Mark a generator trained from scratch with another key and seed, against the same surrogate
--- the harder case for us), so ``n`` is keys x suspects. No row may reach ``p < alpha``. With the key-specificity check on (``specificity``), Ind-T
+-- the harder case for us), so ``n`` is keys x suspects; ``claims`` names each pair with
+``p < alpha``. No row may reach it. With the key-specificity check on (``specificity``), Ind-T
 is also verified without it (``ind_t_no_check``, details only): how many claims the check refused.
 """
 

@@ -191,7 +191,8 @@ def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
     results: dict[str, Any] = {"surrogate": surrogate.spec(), "clean_reference": reference.spec(),
                                "clean_references": [r.spec() for r in references]}
     for name, meth in methods.items():
-        mal = ctx.train(name)
+        suspects = [ctx.train(name, seed=seed) for seed in seeds]
+        mal = suspects[0]
         r = brief(ctx.verify(ctx.suspect(mal), meth.marker, name))
         rel = meth.release
         results[name] = {
@@ -203,7 +204,6 @@ def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
             results[name]["proxy"] = ctx.proxy(name).spec()
         ctx.log(f"{name} Malicious: WSR {r['wsr']:.3f} dP {r['delta_p']:.3f} p {r['p']:.3g}; "
                 f"BA {mal.accuracy:.4f} (clean {reference.accuracy:.4f})")
-        suspects = [ctx.train(name, seed=seed) for seed in seeds]
         more = [brief(ctx.verify(ctx.suspect(tr), meth.marker, name)) for tr in suspects[1:]]
         results[name]["malicious_seeds"] = summarize([r, *more], s.alpha)
         results[name]["ba_seeds"] = {  # each against the clean model of its seed
