@@ -269,11 +269,16 @@ def _by_queries_table(proto: dict[str, Any]) -> list[str]:
     return lines
 
 
-def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str, Any], seconds: float) -> str:
-    """The results as Markdown tables (what the README's Results section shows)."""
+def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str, Any], seconds: float,
+             machine: dict[str, Any] | None = None) -> str:
+    """The results as Markdown tables (what the README's Results section shows).
+
+    ``machine`` (run.json's) names the CPU in the heading: training is bitwise reproducible
+    for a seed on one kind of CPU only, so tables from two kinds are two replicates."""
     s = settings
+    cpu = f"; {machine.get('cpu')}, {machine.get('torch_cpu_capability')}" if machine else ""
     lines = [
-        f"### X-Mark benchmark ({s.get('preset')}; commit {summary['commit'][:12]}; {seconds / 60:.1f} min)",
+        f"### X-Mark benchmark ({s.get('preset')}; commit {summary['commit'][:12]}; {seconds / 60:.1f} min{cpu})",
         "",
         f"{s.get('n_images')} phantom images, {len(s.get('classes', [])) or 4} classes, released at "
         f"{s.get('source_size')} px, ρ = {s.get('rho')} of class {s.get('target')}; suspects {s.get('arch')} "

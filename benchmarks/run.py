@@ -188,7 +188,8 @@ def run_benchmark(settings: BenchSettings, out: str | Path, parts: Sequence[str]
                     "loadavg_start": list(load_start), "loadavg_end": list(os.getloadavg())},
         "argv": sys.argv, "problems": problems,
     }
-    table = report.markdown(summary, results, {**settings.to_dict(), "classes": settings.classes}, total)
+    table = report.markdown(summary, results, {**settings.to_dict(), "classes": settings.classes}, total,
+                            run_info["machine"])
     report.write_results(out, summary, results, run_info, table)
     log(f"done in {total / 60:.1f} min; results in {out}")
     return summary, problems

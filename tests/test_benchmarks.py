@@ -88,7 +88,10 @@ def test_micro_run_details_carry_commit_and_settings(micro):
     proto = json.loads((out / "details" / "protocol.json").read_text())["results"]
     xmark_marked = proto["xmark"]["n_marked"]
     assert xmark_marked == round(settings.rho * settings.n_images / 4) and proto["static"]["n_marked"] == xmark_marked
-    assert "| X-Mark |" in (out / "table.md").read_text()
+    table = (out / "table.md").read_text()
+    assert "| X-Mark |" in table
+    cpu = f"{run['machine']['cpu']}, {run['machine']['torch_cpu_capability']})"
+    assert table.splitlines()[0].endswith(cpu)  # the heading names the kind of CPU
     rows = json.loads((out / "details" / "speed.json").read_text())["results"]["sizes"].values()
     for r in rows:  # the release-like pass marks rho of the images, the worst case all of them
         assert r["embed_marked"] == r["n"] and r["release_marked"] == n_marked(r["n"], settings.rho)
