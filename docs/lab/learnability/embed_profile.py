@@ -10,7 +10,7 @@ native (default 128); SIZE: image side (default 512); SORT / TOP: the profile's 
 CLI and the benchmark apply ``keep_large_blocks``); BATCH: the marker's batch size (default 8);
 RHO: the share of images marked (default 1: all, as the benchmark's embed column; 0.1 is its
 release column); SYNC: journal entries per fsync (default the library's); REPS: warm repeats
-(default 2); TOP=0: no profile. Prints wall and CPU times (CPU is steadier on a busy machine). One
+(default 2); TOP=0: no profile; OPS=1: also torch.profiler's self time per op and input shape. Prints wall and CPU times (CPU is steadier on a busy machine). One
 thread.
 
     PYTHONPATH=. python docs/lab/learnability/embed_profile.py
@@ -76,3 +76,11 @@ with tempfile.TemporaryDirectory() as d:
         embed_release(ds, m, m.target, tmp / "prof", rho=rho, seed=0)
         prof.disable()
         pstats.Stats(prof).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", 15)))
+    if os.environ.get("OPS", "0") != "0":
+        # Each torch op's self time by input shape over one more embedding; a convolution's
+        # throughput is its multiply-accumulates (N*H*W*Cout*Cin*k*k) over that time.
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as tprof:
+            embed_release(ds, m, m.target, tmp / "ops", rho=rho, seed=0)
+        print(tprof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total",
+                                                                  row_limit=int(os.environ.get("OPS_TOP", 20))))
