@@ -29,16 +29,16 @@ def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, dict[str, An
         ind_m = [brief(ctx.verify(ctx.suspect(c), meth.marker, name)) for c in clean]
         others = [meth.independent(i) for i in range(s.n_ind_keys)]
         seeds = [s.suspect_seed(i) for i in range(s.malicious_seeds)]
-        ind_t, unchecked = [], []
+        ind_t, unchecked, claims = [], [], []
         for seed in seeds:  # suspect-major: rows [j * n_ind_keys + i] are suspect j, key i
             malicious = ctx.suspect(ctx.train(name, seed=seed))
-            for other in others:
-                ind_t.append(brief(ctx.verify(malicious, other, name)))
+            for i, other in enumerate(others):
+                r = brief(ctx.verify(malicious, other, name))
+                ind_t.append(r)
+                if r["p"] < s.alpha:
+                    claims.append({"suspect_seed": seed, "key": s.key(i), "p": r["p"], "delta_p": r["delta_p"]})
                 if s.specificity and hasattr(other, "turned"):  # the baselines have no key to turn
                     unchecked.append(brief(ctx.verify(malicious, other, name, specificity=0.0)))
-        pairs = [(seed, s.key(i)) for seed in seeds for i in range(s.n_ind_keys)]
-        claims = [{"suspect_seed": seed, "key": key, "p": r["p"], "delta_p": r["delta_p"]}
-                  for (seed, key), r in zip(pairs, ind_t) if r["p"] < s.alpha]
         out[name] = {"ind_m": summarize(ind_m, s.alpha),
                      "ind_t": {**summarize(ind_t, s.alpha), "suspect_seeds": seeds, "claims": claims}}
         if unchecked:

@@ -250,7 +250,8 @@ def test_false_accusation_table_names_each_ind_t_claim():
     from benchmarks.report import _false_accusations_table
     # run XIV's X-Mark row (results/full_fa_seeds): 3 of 30 key-suspect pairs claimed
     claims = [{"suspect_seed": 100, "key": 1005, "p": 2.41e-4, "delta_p": 0.908},
-              {"suspect_seed": 101, "key": 1002, "p": 6.43e-4, "delta_p": 0.329}]
+              {"suspect_seed": 101, "key": 1002, "p": 6.43e-4, "delta_p": 0.329},
+              {"suspect_seed": 101, "key": 1005, "p": 2.0e-7, "delta_p": 0.393}]
     fa = {"xmark": {"ind_m": {"share_p_below_alpha": 0.0, "n": 10},
                     "ind_t": {"share_p_below_alpha": 0.1, "n": 30, "claims": claims}},
           "static": {"ind_m": {"share_p_below_alpha": 0.0, "n": 10},
@@ -258,7 +259,9 @@ def test_false_accusation_table_names_each_ind_t_claim():
     text = "\n".join(_false_accusations_table(fa))
     assert "| xmark | 0.0% of 10 | 10.0% of 30 |" in text and "| static | 0.0% of 10 | 0.0% of 30 |" in text
     assert ("xmark key 1005 on suspect seed 100 (ΔP 0.908, p 0.00024); "
-            "xmark key 1002 on suspect seed 101 (ΔP 0.329, p 0.00064).") in text
+            "xmark key 1002 on suspect seed 101 (ΔP 0.329, p 0.00064)") in text
+    assert text.endswith("xmark key 1002 on suspect seed 101 (ΔP 0.329, p 0.00064); "
+                         "xmark key 1005 on suspect seed 101 (ΔP 0.393, p 2e-07).")
     fa["xmark"]["ind_t"]["claims"] = []
     assert "Ind-T claims" not in "\n".join(_false_accusations_table(fa)) and _false_accusations_table({}) == []
 

@@ -10,7 +10,8 @@ native (default 128); SIZE: image side (default 512); SORT / TOP: the profile's 
 CLI and the benchmark apply ``keep_large_blocks``); BATCH: the marker's batch size (default 8);
 RHO: the share of images marked (default 1: all, as the benchmark's embed column; 0.1 is its
 release column); SYNC: journal entries per fsync (default the library's); REPS: warm repeats
-(default 2); TOP=0: no profile; OPS=1: also torch.profiler's self time per op and input shape. Prints wall and CPU times (CPU is steadier on a busy machine). One
+(default 2); TOP=0: no profile; OPS=1: also torch.profiler's self time per op and input shape
+(OPS_TOP rows, default 20). Prints wall and CPU times (CPU is steadier on a busy machine). One
 thread.
 
     PYTHONPATH=. python docs/lab/learnability/embed_profile.py
