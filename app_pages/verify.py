@@ -53,15 +53,15 @@ with left:
                            key="v_queries",
                            help="proxy (preselected where the demo owner's proxy is at hand): the m on which "
                                 "the owner's proxy, a model the owner trained on its own release, answers the "
-                                "mark most; the strongest choice measured (README, Architecture 6). boundary "
+                                "mark most; the strongest choice measured (docs/architecture.md, 6). boundary "
                                 "(the default without a proxy): the m pool images the owner's surrogate scores "
                                 "closest to the target class; a learned mark shows there, but so does a nearby "
-                                "key's (Architecture 4). random: a seeded draw of the pool (the paper's protocol).")
+                                "key's (docs/architecture.md, 4). random: a seeded draw of the pool (the paper's protocol).")
     if queries == "proxy":
         proxy_up = st.file_uploader("Proxy checkpoints: classifiers you trained on your own release, not the "
                                     "suspect", type=["pt", "pth", "ts"], key="v_proxy", accept_multiple_files=True,
                                     help="One, or several (e.g. trained at different input sizes): the queries "
-                                         "are then chosen by their mean rise (README, Architecture 6).")
+                                         "are then chosen by their mean rise (docs/architecture.md, 6).")
         if demo_proxy is not None:
             st.caption(f"Without an upload, the demo owner's proxy is used (`{demo_proxy.name}`, trained on the "
                        "demo release; models/MODEL_CARD.md).")
@@ -69,7 +69,7 @@ with left:
                            help="0 = off. Also query the owner's mark with its key carrier turned by ± this "
                                 "many degrees, and claim only if the owner's own mark is answered more "
                                 "strongly than both: a model that learned a nearby key is then refused. "
-                                "Default 25, measured with boundary queries (README, Architecture 5).")
+                                "Default 25, measured with boundary queries (docs/architecture.md, 5).")
     b1, b2 = st.columns(2)
     run = b1.button("Run verification", type="primary", key="v_run", width="stretch")
     stop = b2.button("Stop", key="v_stop", width="stretch",

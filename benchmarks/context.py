@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from benchmarks.settings import BenchSettings
 from xmark_core.data.base import resize, to_arrays
 from xmark_core.data.phantom import PhantomDataset
 from xmark_core.embed import select_marked
+from xmark_core.nets.checkpoint import save_checkpoint
 from xmark_core.nets.train import TrainConfig, predict_proba, train_classifier
 from xmark_core.quality import psnr, ssim
 from xmark_core.verify.protocol import (
@@ -168,11 +170,13 @@ class BenchContext:
     models: dict[tuple, Trained] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)  # per-run memo of the parts
     owners: dict[str, MarkerLike] = field(default_factory=dict)  # method name -> its (memoised) marker
+    models_dir: Path | None = None  # --keep-models: every trained model is also written here
     _train_cache: dict[tuple, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, s: BenchSettings, log: Log) -> BenchContext:
-        """Render the three phantom sets at the source resolution."""
+    def create(cls, s: BenchSettings, log: Log, models_dir: Path | None = None) -> BenchContext:
+        """Render the three phantom sets at the source resolution; ``models_dir``: see
+        :meth:`keep_model`."""
 
         def render(n: int, seed: int, what: str) -> tuple[np.ndarray, np.ndarray]:
             ds = PhantomDataset(n, size=s.source_size, seed=seed)
@@ -186,8 +190,11 @@ class BenchContext:
         if len(pool_idx) < s.m:
             raise ValueError(f"the held-out pool has {len(pool_idx)} non-target images, fewer than m={s.m}; "
                              "raise n_eval")
+        if models_dir is not None:
+            Path(models_dir).mkdir(parents=True, exist_ok=True)
         return cls(s=s, log=log, X=X, y=y, X_eval=Xe, y_eval=ye, X_att=Xa, y_att=ya,
-                   pool=[Xe[i] for i in pool_idx], pool_ids=[f"phantom-{s.seed + 1}-{i}" for i in pool_idx])
+                   pool=[Xe[i] for i in pool_idx], pool_ids=[f"phantom-{s.seed + 1}-{i}" for i in pool_idx],
+                   models_dir=None if models_dir is None else Path(models_dir))
 
     # ------------------------------------------------------------------ releases
 
@@ -261,7 +268,18 @@ class BenchContext:
         tr.accuracy = self.accuracy(self.suspect(tr))
         self.log(f"train {self._name(key)}: accuracy {tr.accuracy:.4f} ({tr.seconds:.0f} s)")
         self.models[key] = tr
+        self.keep_model(model_file(key), lambda path: save_checkpoint(
+            path, tr.model, kind="classifier", arch=tr.arch, arch_kwargs=tr.model.arch_kwargs,
+            classes=self.s.classes, input_size=tr.input_size, config=self._train_config(key),
+            extra={"benchmark": tr.spec()}))
         return tr
+
+    def keep_model(self, name: str, write: Callable[[Path], None]) -> None:
+        """With ``models_dir`` (``--keep-models``), ``write`` a trained model to ``models_dir /
+        name`` (atomically, as every checkpoint): lab work on a run's suspects then loads them
+        (``load_checkpoint``, ``load_marker``) instead of training them again."""
+        if self.models_dir is not None:
+            write(self.models_dir / name)
 
     def train(self, train_set: str = CLEAN, size: int | None = None, arch: str | None = None,
               seed: int | None = None) -> Trained:
@@ -360,6 +378,12 @@ class BenchContext:
                                            self.s.classes[self.s.target], self.s.query_gain)
             self.log(f"proxy queries for {owner}: chosen by {self._name((owner, proxy.arch, proxy.input_size, proxy.seed))}")
         return self.cache[key]
+
+
+def model_file(key: tuple) -> str:
+    """File name of a kept classifier: ``{train_set}_{arch}_{size}px_seed{seed}.pt``."""
+    train_set, arch, size, seed = key
+    return f"{train_set}_{arch}_{size}px_seed{seed}.pt"
 
 
 def _in_worker(threads: int, fn: Callable[..., Any], args: tuple) -> Any:

@@ -21,7 +21,13 @@ from benchmarks.context import CLEAN, BenchContext, MemoMarker, Trained, brief, 
 from benchmarks.settings import BASELINES
 from xmark_core.data.base import stratified_split
 from xmark_core.generator.model import Marker
-from xmark_core.generator.train import GeneratorTrainConfig, compute_saliency, train_generator
+from xmark_core.generator.train import (
+    GeneratorTrainConfig,
+    GeneratorTrainResult,
+    compute_saliency,
+    save_generator,
+    train_generator,
+)
 from xmark_core.verify.protocol import MarkerLike
 
 XMARK = "xmark"
@@ -82,6 +88,14 @@ def _log_generator(ctx: BenchContext, key: int, history: list[dict[str, float]])
             f"training PSNR {last.get('psnr', float('nan')):.2f} dB")
 
 
+def _keep_generator(ctx: BenchContext, key: int, cfg: GeneratorTrainConfig) -> None:
+    """``generator_key{key}.pt`` in ``--keep-models``' folder (``load_marker`` reads it with
+    the surrogate's file, ``clean_{arch}_{size}px_seed{seed}.pt``)."""
+    gen, history = ctx.cache["generators"][key]
+    res = GeneratorTrainResult(gen, history, cfg, ctx.s.target, ctx.s.input_size)
+    ctx.keep_model(f"generator_key{key}.pt", lambda path: save_generator(path, res, classes=ctx.s.classes))
+
+
 def prefetch_generators(ctx: BenchContext, surrogate: Trained, keys: Sequence[int]) -> None:
     """Train the generators of ``keys`` that :func:`train_xmark` has not, ``jobs`` at a time
     in worker processes (the same weights: generator training is reproducible for a seed);
@@ -98,6 +112,7 @@ def prefetch_generators(ctx: BenchContext, surrogate: Trained, keys: Sequence[in
     for i, (gen, history) in ctx.in_processes(calls):
         done[todo[i]] = (gen, history)
         _log_generator(ctx, todo[i], history)
+        _keep_generator(ctx, todo[i], generator_config(ctx, todo[i]))
 
 
 def train_xmark(ctx: BenchContext, surrogate: Trained, key: int) -> tuple[Marker, list[dict[str, float]]]:
@@ -112,6 +127,7 @@ def train_xmark(ctx: BenchContext, surrogate: Trained, key: int) -> tuple[Marker
         done[key] = _fit_generator(surrogate.model, X, y, s.target, cfg, sal, s.input_size,
                                    ctx.log.progress(f"generator key {key}"))
         _log_generator(ctx, key, done[key][1])
+        _keep_generator(ctx, key, cfg)
     generator, history = done[key]
     marker = Marker(surrogate=surrogate.model, generator=generator, input_size=s.input_size,
                     target=s.target, cam_method=cfg.cam_method, work_size=s.work_size)

@@ -120,7 +120,7 @@ class StealthMarkPart:
 
 
 def run_benchmark(settings: BenchSettings, out: str | Path, parts: Sequence[str] = ALL_PARTS,
-                  log: Log | None = None) -> tuple[dict[str, Any], list[str]]:
+                  log: Log | None = None, keep_models: str | Path | None = None) -> tuple[dict[str, Any], list[str]]:
     """Run the benchmark and write its files.
 
     Parameters
@@ -129,6 +129,8 @@ def run_benchmark(settings: BenchSettings, out: str | Path, parts: Sequence[str]
     out : results folder
     parts : which parts to run ("protocol" always runs: the others need its models)
     log : progress sink (default: stderr)
+    keep_models : folder to write every trained classifier and generator to, as it is
+        trained (checkpoints ``load_checkpoint`` / ``load_marker`` read); results do not change
 
     Returns
     -------
@@ -152,7 +154,7 @@ def run_benchmark(settings: BenchSettings, out: str | Path, parts: Sequence[str]
 
     stealthmark = StealthMarkPart(settings, out, log) if "stealthmark" in parts else None
     tp = time.perf_counter()
-    ctx = BenchContext.create(settings, log)
+    ctx = BenchContext.create(settings, log, None if keep_models is None else Path(keep_models))
     seconds["data"] = time.perf_counter() - tp
     tp = time.perf_counter()
     methods, proto = protocol.run(ctx)
@@ -239,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting (JSON value), e.g. --set epochs=5")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--keep-models", metavar="DIR", default=None,
+                   help="also write every trained classifier and generator to DIR (for lab work on the run's models)")
     a = p.parse_args(argv)
     name = a.preset or ("quick" if a.quick else "full")
     overrides = _parse_set(a.set)
@@ -250,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["jobs"] = a.jobs
     settings = preset(name, **overrides)
     parts = [x.strip() for x in a.parts.split(",") if x.strip()]
-    summary, problems = run_benchmark(settings, a.out, parts, Log(quiet=a.quiet))
+    summary, problems = run_benchmark(settings, a.out, parts, Log(quiet=a.quiet), a.keep_models)
     print(Path(a.out, "table.md").read_text(encoding="utf-8"))
     for msg in problems:
         print(f"problem: {msg}", file=sys.stderr)

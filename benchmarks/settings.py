@@ -99,8 +99,7 @@ class BenchSettings:
         (false accusations, Malicious seeds, resolution)
     seed : master seed (data seeds, suspect seeds and independent keys derive from it)
     owner_key : the owner's generator key. 189 = the demo's: its carrier orientation (40
-        degrees) is one measured to be learned on the phantom; not every key's is (README,
-        Architecture), which is why it is a setting and not ``seed``
+        degrees) is one measured to be learned on the phantom; not every key's is (docs/architecture.md), which is why it is a setting and not ``seed``
     """
 
     preset: str = "full"

@@ -32,6 +32,8 @@ from benchmarks.protocol import prefetch_generators, train_xmark
 from benchmarks.run import ALL_PARTS, StealthMarkPart, run_benchmark, run_stealthmark
 from benchmarks.settings import BASELINES, preset
 from xmark_core.embed import n_marked
+from xmark_core.generator.model import load_marker
+from xmark_core.nets.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -287,9 +289,17 @@ def test_median_queries_counts_unreached_runs_as_infinite():
 def test_baselines_setting_runs_x_mark_alone_and_keeps_the_summary_shape(tmp_path):
     torch.set_num_threads(1)
     settings = preset("micro", baselines=[], malicious_seeds=1)
-    summary, problems = run_benchmark(settings, tmp_path, ["protocol"], Log(quiet=True))
+    summary, problems = run_benchmark(settings, tmp_path, ["protocol"], Log(quiet=True), tmp_path / "models")
     assert problems == []
     assert set(summary["baselines"]) == set(BASELINES)
+    size, seed = settings.input_size, settings.suspect_seed(0)
+    assert sorted(f.name for f in (tmp_path / "models").iterdir()) == sorted([  # --keep-models
+        f"clean_smallcnn_{size}px_seed0.pt", f"clean_smallcnn_{size}px_seed{seed}.pt",
+        f"xmark_smallcnn_{size}px_seed{seed}.pt", f"xmark_smallcnn_{size}px_seed{settings.proxy_seed}.pt",
+        f"generator_key{settings.owner_key}.pt"])
+    kept = load_checkpoint(tmp_path / "models" / f"xmark_smallcnn_{size}px_seed{seed}.pt")
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert kept.extra["benchmark"] == next(m for m in run["models"] if m["train_set"] == "xmark" and m["seed"] == seed)
     assert all(b["malicious"]["p"] is None and b["psnr"] is None for b in summary["baselines"].values())
     assert summary["xmark"]["malicious"]["p"] is not None
     proto = json.loads((tmp_path / "details" / "protocol.json").read_text())
@@ -407,13 +417,14 @@ def test_micro_run_defaults_to_proxy_queries_with_boundary_beside(micro):
         preset("micro", queries="nearest")
 
 
-def test_prefetched_generators_are_the_ones_trained_in_turn():
+def test_prefetched_generators_are_the_ones_trained_in_turn(tmp_path):
     """Ind-T's independent generators trained in worker processes (`jobs` 2) are bitwise those
-    `train_xmark` trains one at a time."""
+    `train_xmark` trains one at a time; with a models folder (`--keep-models`) each path writes
+    its generators and the surrogate as checkpoints the library loads back to the same weights."""
     torch.set_num_threads(1)
     lines = io.StringIO()
-    parallel = BenchContext.create(preset("micro", jobs=2), Log(stream=lines))
-    serial = BenchContext.create(preset("micro"), Log(quiet=True))
+    parallel = BenchContext.create(preset("micro", jobs=2), Log(stream=lines), models_dir=tmp_path / "p")
+    serial = BenchContext.create(preset("micro"), Log(quiet=True), models_dir=tmp_path / "s")
     keys = [parallel.s.key(0), parallel.s.key(1)]
     sur_p, sur_s = parallel.train(CLEAN, seed=0), serial.train(CLEAN, seed=0)
     prefetch_generators(parallel, sur_p, keys)
@@ -424,6 +435,14 @@ def test_prefetched_generators_are_the_ones_trained_in_turn():
         a = train_xmark(parallel, sur_p, key)[0].generator.state_dict()
         b = train_xmark(serial, sur_s, key)[0].generator.state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        for kept in ("p", "s"):  # written by prefetch_generators and by train_xmark
+            folder = tmp_path / kept
+            sur = folder / f"clean_{sur_p.arch}_{sur_p.input_size}px_seed0.pt"
+            loaded = load_marker(sur, folder / f"generator_key{key}.pt")
+            c = loaded.generator.state_dict()
+            assert c.keys() == a.keys() and all(torch.equal(a[k], c[k]) for k in a)
+            s = loaded.surrogate.state_dict()
+            assert all(torch.equal(v, sur_p.model.state_dict()[k]) for k, v in s.items())
     assert "train generator key" not in lines.getvalue()  # the parallel context trained none in turn
 
 

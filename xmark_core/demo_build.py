@@ -11,7 +11,7 @@ phantom, deterministic for a seed, and checked before anything is written to ``m
    into ``out`` together with ``MODEL_CARD.md``. A recipe that fails its own claim is never
    shipped: the error says what was measured.
 
-The owner's *proxy* (``proxy.pt``, for proxy queries: README, Architecture 6) is trained on the
+The owner's *proxy* (``proxy.pt``, for proxy queries: docs/architecture.md, 6) is trained on the
 same release with its own seed. :func:`build_proxy` adds it to a bundle built before it existed,
 re-embedding the release from the shipped surrogate and generator (checked against the owner
 record) instead of retraining everything.
@@ -58,7 +58,7 @@ class DemoConfig:
     seed: int = 0
     classifier_epochs: int = 15
     # GeneratorTrainConfig overrides. Key 189 gives a carrier at 40 degrees (0.695 rad),
-    # an orientation measured to be learned well on the phantom (README, Architecture).
+    # an orientation measured to be learned well on the phantom (docs/architecture.md).
     generator: dict[str, Any] = field(default_factory=lambda: {"key": 189})
     query_seed: int = 9001
     query_n: int = 400
@@ -323,7 +323,7 @@ def proxy_card_section(cfg: DemoConfig, verification: dict[str, dict[str, Any]])
 {cfg.image_size} px, seed {cfg.seed}), like a suspect but never one: {cfg.classifier_epochs} epochs at
 {cfg.input_size} px, training seed {cfg.seed + PROXY_SEED}. With proxy queries the verification asks the
 {cfg.m} candidates on which the proxy's target probability rises most when the mark is added
-(README, Architecture 6). The shipped suspects verified with it (`xmark verify --queries proxy
+(docs/architecture.md, 6). The shipped suspects verified with it (`xmark verify --queries proxy
 --proxy models/{PROXY_FILE}`, otherwise as above; key-specificity check
 {f"±{cfg.specificity:g}°" if cfg.specificity else "off"}):
 

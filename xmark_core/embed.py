@@ -105,7 +105,7 @@ def select_marked(
         ``k`` target images with the *lowest* score are marked ("hardest first"): a model
         trained on the release fits those badly from the anatomy alone, so it is on
         them that it learns the mark (at rho = 0.1 a random choice is not learned; see
-        the README's Architecture). Omitted, the choice is uniformly random.
+        docs/architecture.md). Omitted, the choice is uniformly random.
     """
     if not 0.0 <= rho <= 1.0:
         raise DataError(f"rho must lie in [0, 1], got {rho}")

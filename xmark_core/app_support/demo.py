@@ -32,7 +32,7 @@ DEMO_FILES: dict[str, str] = {
     "clean": "suspect_clean.pt",
     "owner_record": "owner_record.json",
 }
-# Optional: the owner's proxy, trained on its own release (proxy queries; README, Architecture 6).
+# Optional: the owner's proxy, trained on its own release (proxy queries; docs/architecture.md, 6).
 PROXY_FILE = "proxy.pt"
 SUSPECT_LABELS: dict[str, str] = {
     "malicious": "Demo suspect: trained on the watermarked release (Malicious)",

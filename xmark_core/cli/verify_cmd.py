@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="key-specificity check: also query the owner's mark with its carrier turned by "
                         "-/+DEGREES and claim only if the owner's own mark is answered more strongly than "
                         "both (refuses keys that merely lie near the learned one; 0: off; default: the "
-                        "library's, VerifyConfig.specificity; measured: README, Architecture 5)")
+                        "library's, VerifyConfig.specificity; measured: docs/architecture.md, 5)")
     p.add_argument("--labels-only", action="store_true", help="use only the suspect's top-1 labels")
     p.add_argument("--classes", help="comma-separated class names, if the suspect does not state them")
     p.add_argument("--input-size", type=int, help="suspect input size, if it does not state it")

@@ -124,7 +124,7 @@ class WatermarkGenerator(nn.Module):
     key : owner key; seeds the initial weights and enters the bottleneck as a bias
     carrier_cycles : periods of the key's carrier grating across the image (0: none). The
         carrier is a third input channel and, with ``carrier_amp``, part of the mark: it is
-        what a suspect model learns (see :func:`key_carrier` and the README's Architecture)
+        what a suspect model learns (see :func:`key_carrier` and docs/architecture.md)
     carrier_amp : share of the per-pixel budget the carrier takes (see :meth:`bounded`)
     """
 

@@ -12,7 +12,7 @@ Objective (DESIGN.md, Method 4), every weight a field of :class:`GeneratorTrainC
 * carrier: the mark must carry the owner key's carrier grating at a set amplitude
   (``carrier_amp * eps``, inside the gate). Not one of the design's original terms: without
   it no mark within the quality budget is learned by a model trained on the release (see
-  the README's Architecture, "What makes the mark learnable").
+  docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class GeneratorTrainConfig:
     """Generator architecture, loss weights and optimisation settings.
 
     The defaults are the demo recipe (64 px phantom, smallcnn surrogate; measurements in
-    the README's Architecture): the carrier holds 0.75 of the budget, the net shapes the
+    docs/architecture.md): the carrier holds 0.75 of the budget, the net shapes the
     rest under strong quality terms; the efficacy terms keep small weights because at
     PSNR >= 42 dB they cannot move a confident clean surrogate and larger weights only
     spend the budget on adversarial noise a suspect does not learn.

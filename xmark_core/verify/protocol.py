@@ -75,7 +75,7 @@ class VerifyConfig:
         is invisible. It lifts delta P of Malicious suspects of the demo release from ~0.3 to
         ~0.6 (11 of 11 claimed against 6 of 11) while clean models stay at delta P <= 0, but it
         also lifts their answer to *another* key's mark whose carrier lies within ~20 degrees
-        of the owner's (README, Architecture 4), which ``specificity`` narrows again.
+        of the owner's (docs/architecture.md, 4), which ``specificity`` narrows again.
         "random": a seeded draw from the whole pool (the paper's protocol; needs no surrogate).
         "proxy": the ``m`` candidates (as for "boundary") on which the owner's *proxy* raises
         its probability of the target the most when the mark is added (at ``query_gain``). The
@@ -85,7 +85,7 @@ class VerifyConfig:
         full preset, Consolidation phantoms, whose finding outweighs it), and they are largely
         the same for every model trained on the release. In the lab (full preset, three
         suspects, each chosen by one of the others) ΔP rose from 0.68-0.83 to 0.86-0.97 and WSR
-        from 71-87 % to 91-100 %, clean models staying at ΔP <= 0 (README, Architecture 6).
+        from 71-87 % to 91-100 %, clean models staying at ΔP <= 0 (docs/architecture.md, 6).
     specificity : the key-specificity check, in degrees (0: off). Each query image is also
         sent with the owner's mark turned by ``-specificity`` and ``+specificity``
         (:meth:`~xmark_core.generator.model.Marker.turned`: the same generator and strength,
@@ -97,7 +97,7 @@ class VerifyConfig:
         release answers a mark the more, the closer its carrier's orientation is to that
         key's; a claimant whose key lies on the slope finds a turned mark answered more
         strongly than its own, and is refused. Keys closer than about
-        ``specificity / 2`` cannot be told apart (README, Architecture 5). Default 25 (with
+        ``specificity / 2`` cannot be told apart (docs/architecture.md, 5). Default 25 (with
         boundary queries: all 11 measured Malicious suspects of the demo release claimed, 0 of
         10 independent keys; a random rival key still falls in the claimed zone ~10 % of the
         time). Suspects that see the image at 1/4 of its size tune broadly and off-key: 25

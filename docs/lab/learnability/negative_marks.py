@@ -2,7 +2,7 @@
 
 Ind-T fails when a rival key's carrier lies within ~12 degrees of the owner's: a suspect answers
 a grating over a broad band of orientations, so the rival's own mark is answered about as well
-as the owner's (README, Architecture 5). This tries to narrow the band from the release side:
+as the owner's (docs/architecture.md, 5). This tries to narrow the band from the release side:
 besides the usual clean-label release (rho 0.1 of the target class, the owner's mark), NEG_N
 *non-target* images carry the owner's mark turned by +/-NEG degrees (a magnitude from NEG and a
 sign drawn per image; labels untouched, so the release stays clean-label). A model trained on

@@ -1,7 +1,7 @@
 """A key of several orientations, one grating per image: each one learned, and more specific? (lab; repo root)
 
 A single-grating key has room for few owners: a suspect answers a band ~40 degrees wide, so a
-random rival key lands in the claimed zone ~10 % of the time (README, Architecture 5). The
+random rival key lands in the claimed zone ~10 % of the time (docs/architecture.md, 5). The
 two-grating *sum* (two_gratings.py) degenerated: the suspects learned the more learnable grating
 and ignored the other, since one feature already explains every marked image. Here each marked
 image carries *one* grating: the owner's mark turned by one of TURNS (degrees from the key's

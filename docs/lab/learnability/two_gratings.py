@@ -1,8 +1,8 @@
 """Is a two-grating key learned, and is it more specific than one grating? (lab; repo root)
 
 The single-grating key has room for few owners: a suspect answers a grating within ~15-30
-degrees of the one it learned, so a random rival key is claimed ~10 % of the time (README,
-Architecture 5). A richer key is the lever named there. This tries the simplest: the carrier
+degrees of the one it learned, so a random rival key is claimed ~10 % of the time (docs/architecture.md,
+5). A richer key is the lever named there. This tries the simplest: the carrier
 is the mean of two unit gratings, the key's orientation (40 degrees for key 189) and one SEP
 degrees on (SEP=120: 160 degrees, a diagonal; gratings near the image axes are learned less),
 each with its own per-image phase, so each takes half the carrier's amplitude. It patches the library's
