@@ -37,7 +37,7 @@ from xmark_core.verify.protocol import (
     proxy_scores,
     run_verification,
 )
-from xmark_core.verify.suspects import TorchSuspect
+from xmark_core.verify.suspects import MeanSuspect, TorchSuspect
 
 CLEAN = "clean"  # name of the unmarked training set
 
@@ -356,27 +356,33 @@ class BenchContext:
         return run_verification(suspect, marker, self.pool, self.pool_ids, self.s.target, vc,
                                 query_scores=self.query_scores(owner, vc.queries))
 
-    def proxy(self, owner: str) -> Trained:
-        """``owner``'s proxy for proxy queries: a classifier trained on ``owner``'s release with
-        ``proxy_seed`` (cached like every model; never a suspect's seed)."""
-        return self.train(owner, seed=self.s.proxy_seed)
+    def proxies(self, owner: str) -> list[Trained]:
+        """``owner``'s proxies for proxy queries: classifiers trained on ``owner``'s release with
+        each of ``proxy_seeds`` (cached like every model; never a suspect's seed)."""
+        return [self.train(owner, seed=seed) for seed in self.s.proxy_seeds]
+
+    def proxy_suspect(self, owner: str) -> TorchSuspect | MeanSuspect:
+        """What chooses ``owner``'s proxy queries: its proxy, or with several the mean of their
+        probabilities (:class:`MeanSuspect`, as the CLI takes ``--proxy`` several times)."""
+        members = [self.suspect(tr) for tr in self.proxies(owner)]
+        return members[0] if len(members) == 1 else MeanSuspect(members)
 
     def query_scores(self, owner: str | None, queries: str | None = None) -> np.ndarray | None:
         """What the pool's queries are chosen by under ``queries`` (default: the settings'):
         the surrogate's target probability (boundary queries; random ones ignore it), or for
-        proxy queries the rise of ``owner``'s proxy's target probability when ``owner``'s mark
-        is added (:func:`proxy_scores`; the proxy is trained on ``owner``'s release with
-        ``proxy_seed``), computed once per method."""
+        proxy queries the rise of ``owner``'s proxies' (mean) target probability when ``owner``'s
+        mark is added (:func:`proxy_scores`; :meth:`proxy_suspect`), computed once per method."""
         if (queries or self.s.queries) != "proxy":
             return self.cache.get("query_scores")
         if owner is None or owner not in self.owners:
             raise ValueError(f"proxy queries need the owner method of a verification, got {owner!r}")
         key = f"proxy_scores:{owner}"
         if key not in self.cache:
-            proxy = self.proxy(owner)
-            self.cache[key] = proxy_scores(self.suspect(proxy), self.owners[owner], self.pool,
+            self.cache[key] = proxy_scores(self.proxy_suspect(owner), self.owners[owner], self.pool,
                                            self.s.classes[self.s.target], self.s.query_gain)
-            self.log(f"proxy queries for {owner}: chosen by {self._name((owner, proxy.arch, proxy.input_size, proxy.seed))}")
+            names = [self._name((owner, tr.arch, tr.input_size, tr.seed)) for tr in self.proxies(owner)]
+            self.log(f"proxy queries for {owner}: chosen by {' and '.join(names)}"
+                     + (" (mean probability)" if len(names) > 1 else ""))
         return self.cache[key]
 
 

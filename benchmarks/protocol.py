@@ -198,7 +198,7 @@ def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
 
     ctx.owners.update({name: meth.marker for name, meth in methods.items()})
     uses_proxy = "proxy" in s.query_choices
-    proxies = [(name, None, None, s.proxy_seed) for name in methods] if uses_proxy else []
+    proxies = [(name, None, None, seed) for name in methods for seed in s.proxy_seeds] if uses_proxy else []
     seeds = [s.suspect_seed(i) for i in range(s.malicious_seeds)]
     ctx.train_many([(name, None, None, seed) for name in methods for seed in seeds] + proxies
                    + [(CLEAN, None, None, seed) for seed in seeds])  # a clean model per seed: paired BA drops
@@ -217,7 +217,7 @@ def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
             "ssim": rel.ssim, "n_marked": len(rel.index), "suspect": mal.spec(), "info": meth.info,
         }
         if uses_proxy:
-            results[name]["proxy"] = ctx.proxy(name).spec()
+            results[name]["proxies"] = [tr.spec() for tr in ctx.proxies(name)]
         ctx.log(f"{name} Malicious: WSR {r['wsr']:.3f} dP {r['delta_p']:.3f} p {r['p']:.3g}; "
                 f"BA {mal.accuracy:.4f} (clean {reference.accuracy:.4f})")
         more = [brief(ctx.verify(ctx.suspect(tr), meth.marker, name)) for tr in suspects[1:]]

@@ -213,7 +213,7 @@ def _pooled_queries(o: dict[str, Any] | None) -> str:
     """The sequential test over several Malicious suspects, as a clause ('' for one suspect)."""
     if not o or len(o.get("per_suspect", [])) < 2:
         return ""
-    return (f"; over all {len(o['per_suspect'])} Malicious suspects: {_f(o.get('median_queries'), '.0f')} "
+    return (f"; over all {len(o['per_suspect'])} Malicious suspects: {_f(o.get('median_queries'), 'g')} "
             f"({o['reached']}/{o['runs']} runs)")
 
 
@@ -221,7 +221,7 @@ def _stream_queries(streams: dict[str, Any] | None, degrees: Any) -> str:
     """Each stream's median queries, as a clause ('' without the key check)."""
     if not streams or len(streams) < 2:
         return ""
-    parts = ", ".join(f"{stream_label(k, float(degrees or 0))} {_f(v, '.0f')}" for k, v in streams.items())
+    parts = ", ".join(f"{stream_label(k, float(degrees or 0))} {_f(v, 'g')}" for k, v in streams.items())
     return f"; each stream's median (the claim waits for the slowest): {parts}"
 
 
@@ -353,7 +353,7 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
     seq = parts.get("queries") or {}
     if seq:
         lines += ["", f"**Sequential test**: median queries to reach α = {seq.get('alpha')}: "
-                      f"{_f(seq.get('median_queries'), '.0f')} ({seq.get('reached')}/{seq.get('repeats')} runs "
+                      f"{_f(seq.get('median_queries'), 'g')} ({seq.get('reached')}/{seq.get('repeats')} runs "
                       f"reached it within m = {seq.get('m')})"
                       + _stream_queries(seq.get("streams"), s.get("specificity"))
                       + _pooled_queries(seq.get("over_seeds")) + "."]

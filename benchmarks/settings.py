@@ -52,14 +52,19 @@ class BenchSettings:
     query_gain : strength of the mark on the owner's queries (default: the library's)
     queries : "proxy" (default), "boundary" or "random" choice of the m queries from the
         held-out pool. Proxy queries are chosen by each method's proxy: a classifier trained on
-        that method's release with ``proxy_seed`` (never a suspect's seed), the pool images on
-        which it answers the method's mark most. Ind-T is queried where the *owner's* proxy
+        that method's release with each of ``proxy_seeds`` (never a suspect's seed), the pool
+        images on which it answers the method's mark most. Ind-T is queried where the *owner's* proxy
         answers the owner's mark most (the hard case: there the suspect also answers nearby
         keys most). Boundary queries (the library's default, for an owner without a proxy) are
         scored by the owner's surrogate. The benchmark defaults to proxy queries because they
         beat boundary ones on most suspects measured (ΔP higher on 11 of 13 full-preset seeds
         over two releases, 5 of 13 meet the Malicious targets against 0; README, Results)
-    proxy_seed : training seed of the owner's proxy (proxy queries only)
+    proxy_seeds : training seeds of each method's proxies (proxy queries only). With several,
+        the queries are those on which the proxies' mean probability of the target rises most
+        (``MeanSuspect``, as ``xmark verify --proxy`` given several times). Lab, six suspects of
+        the XIV release (README, Results, XVI): three proxies instead of one lift the weak
+        suspects' ΔP by 0.03-0.13 and claim the two that one proxy misses (one of them after
+        fine-tuning); default one, the protocol of record since 2026-12-06 (XIII)
     also_queries : other query choices the protocol's Malicious suspects and its clean
         reference are verified with besides ``queries`` (default: boundary, the library's
         default): the same models, the same pool, the same claim; reported side by side
@@ -127,7 +132,7 @@ class BenchSettings:
     query_gain: float = VerifyConfig.query_gain
     queries: str = "proxy"
     specificity: float = VerifyConfig.specificity
-    proxy_seed: int = 7
+    proxy_seeds: tuple[int, ...] = (7,)
     also_queries: tuple[str, ...] = ("boundary",)
     baselines: tuple[str, ...] = BASELINES
     malicious_seeds: int = 3
@@ -225,6 +230,10 @@ def preset(name: str, **overrides: Any) -> BenchSettings:
     bad_q = set(s.also_queries) - set(QUERY_CHOICES)
     if bad_q:
         raise ValueError(f"unknown also_queries {sorted(bad_q)}; choose from {list(QUERY_CHOICES)}")
+    clash = set(s.proxy_seeds) & {s.suspect_seed(i) for i in range(s.malicious_seeds)}
+    if not s.proxy_seeds or clash:
+        raise ValueError(f"proxy_seeds must be one or more seeds that no Malicious suspect uses, got "
+                         f"{list(s.proxy_seeds)} (suspect seeds start at {s.suspect_seed(0)})")
     bad = set(s.baselines) - set(BASELINES)
     if bad:
         raise ValueError(f"unknown baselines {sorted(bad)}; choose from {list(BASELINES)} ([] for none)")

@@ -169,7 +169,7 @@ def verify_timings(ctx: BenchContext, marker: Marker, mal_model: torch.nn.Module
     s = ctx.s
     cfg = ctx.verify_config()
     suspect = ctx.suspect(mal_model)
-    proxy = ctx.suspect(ctx.proxy(XMARK)) if s.queries == "proxy" else None
+    proxy = ctx.proxy_suspect(XMARK) if s.queries == "proxy" else None
     _, t_local = _timed(lambda: run_verification(suspect, marker, ctx.pool, ctx.pool_ids, s.target, cfg, proxy=proxy))
     service = ClassifierService(mal_model, s.classes, s.input_size, "benchmark-malicious")
     with ServerThread(create_app(service)) as srv, HttpSuspect(srv.url) as remote:

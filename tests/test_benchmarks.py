@@ -279,6 +279,16 @@ def test_attack_over_seeds_counts_claims_within_the_ba_budget():
     assert o["ba_drop"] == pytest.approx([0.02, 0.12, 0.04, 0.05])
 
 
+def test_sequential_medians_are_printed_with_their_half_query():
+    """A median of an even number of runs may end in .5; the table keeps it (18.5 was printed as 18)."""
+    from benchmarks import report
+
+    streams = report._stream_queries({"main": 12.0, "minus": 16.0, "plus": 18.5}, 25)
+    assert streams.endswith("original 12, owner's mark vs key turned -25° 16, owner's mark vs key turned +25° 18.5")
+    pooled = report._pooled_queries({"per_suspect": [[30], [37]], "median_queries": 33.5, "reached": 2, "runs": 2})
+    assert pooled == "; over all 2 Malicious suspects: 33.5 (2/2 runs)"
+
+
 def test_median_queries_counts_unreached_runs_as_infinite():
     from benchmarks.queries import median_needed
     assert median_needed([10, 20, None]) == 20
@@ -295,7 +305,7 @@ def test_baselines_setting_runs_x_mark_alone_and_keeps_the_summary_shape(tmp_pat
     size, seed = settings.input_size, settings.suspect_seed(0)
     assert sorted(f.name for f in (tmp_path / "models").iterdir()) == sorted([  # --keep-models
         f"clean_smallcnn_{size}px_seed0.pt", f"clean_smallcnn_{size}px_seed{seed}.pt",
-        f"xmark_smallcnn_{size}px_seed{seed}.pt", f"xmark_smallcnn_{size}px_seed{settings.proxy_seed}.pt",
+        f"xmark_smallcnn_{size}px_seed{seed}.pt", f"xmark_smallcnn_{size}px_seed{settings.proxy_seeds[0]}.pt",
         f"generator_key{settings.owner_key}.pt"])
     kept = load_checkpoint(tmp_path / "models" / f"xmark_smallcnn_{size}px_seed{seed}.pt")
     run = json.loads((tmp_path / "run.json").read_text())
@@ -367,7 +377,7 @@ def test_resolution_part_verifies_each_suspect_as_it_finishes(micro, tmp_path):
 
 def test_proxy_queries_are_chosen_by_each_methods_own_proxy():
     """With `queries=proxy` every method's queries are the pool images on which its proxy (a
-    model trained on its release with `proxy_seed`) answers its mark most; Ind-T reuses the
+    model trained on its release with `proxy_seeds`) answers its mark most; Ind-T reuses the
     owner's; a verification that does not say whose queries it runs is refused."""
     from benchmarks import protocol
     from xmark_core.verify.protocol import boundary_candidates, boundary_queries, proxy_scores
@@ -378,12 +388,12 @@ def test_proxy_queries_are_chosen_by_each_methods_own_proxy():
                               Log(stream=lines))
     methods, results = protocol.run(ctx)
     s = ctx.s
-    assert results["xmark"]["proxy"]["seed"] == s.proxy_seed == 7
-    assert results["xmark"]["proxy"]["train_set"] == "xmark" and results["badnets"]["proxy"]["train_set"] == "badnets"
+    assert [tr["seed"] for tr in results["xmark"]["proxies"]] == list(s.proxy_seeds) == [7]
+    assert results["xmark"]["proxies"][0]["train_set"] == "xmark" and results["badnets"]["proxies"][0]["train_set"] == "badnets"
     assert "proxy queries for xmark: chosen by smallcnn@32px seed 7 on xmark" in lines.getvalue()
     asked = {}
     for name, meth in methods.items():
-        proxy = ctx.suspect(ctx.train(name, seed=s.proxy_seed))
+        proxy = ctx.suspect(ctx.train(name, seed=s.proxy_seeds[0]))
         want = proxy_scores(proxy, meth.marker, ctx.pool, s.classes[s.target], s.query_gain)
         np.testing.assert_array_equal(ctx.query_scores(name), want)
         r = ctx.verify(ctx.suspect(ctx.train(name)), meth.marker, name)
@@ -398,6 +408,32 @@ def test_proxy_queries_are_chosen_by_each_methods_own_proxy():
         ctx.verify(ctx.suspect(ctx.train("xmark")), methods["xmark"].marker)
 
 
+def test_several_proxies_choose_the_queries_by_their_mean_probability():
+    """`proxy_seeds` with more than one seed: each is trained on the method's release and the
+    queries are chosen by the rise of their mean probability (MeanSuspect, as the CLI's repeated
+    --proxy); a proxy seed that a Malicious suspect uses, or none, is refused."""
+    from benchmarks import protocol
+    from xmark_core.verify.protocol import proxy_scores
+    from xmark_core.verify.suspects import MeanSuspect
+
+    torch.set_num_threads(1)
+    lines = io.StringIO()
+    ctx = BenchContext.create(preset("micro", proxy_seeds=[7, 8], baselines=[], malicious_seeds=1), Log(stream=lines))
+    methods, results = protocol.run(ctx)
+    s = ctx.s
+    assert [(tr["seed"], tr["train_set"]) for tr in results["xmark"]["proxies"]] == [(7, "xmark"), (8, "xmark")]
+    members = [ctx.suspect(ctx.train("xmark", seed=seed)) for seed in (7, 8)]
+    want = proxy_scores(MeanSuspect(members), methods["xmark"].marker, ctx.pool, s.classes[s.target], s.query_gain)
+    np.testing.assert_array_equal(ctx.query_scores("xmark"), want)
+    alone = proxy_scores(members[0], methods["xmark"].marker, ctx.pool, s.classes[s.target], s.query_gain)
+    assert not np.array_equal(want, alone)
+    assert ("proxy queries for xmark: chosen by smallcnn@32px seed 7 on xmark and smallcnn@32px seed 8 on xmark "
+            "(mean probability)") in lines.getvalue()
+    for bad in ([], [7, s.suspect_seed(0)]):
+        with pytest.raises(ValueError, match="proxy_seeds must be"):
+            preset("micro", proxy_seeds=bad)
+
+
 def test_micro_run_defaults_to_proxy_queries_with_boundary_beside(micro):
     """The benchmark verifies with proxy queries by default (each method's own proxy, the speed
     part's timings included) and reports the library's boundary queries beside them on the same
@@ -407,7 +443,7 @@ def test_micro_run_defaults_to_proxy_queries_with_boundary_beside(micro):
     assert json.loads((out / "run.json").read_text())["settings"]["queries"] == "proxy"
     proto = json.loads((out / "details" / "protocol.json").read_text())["results"]
     for name in ("xmark", *settings.baselines):
-        assert proto[name]["proxy"]["seed"] == settings.proxy_seed and proto[name]["proxy"]["train_set"] == name
+        assert [(tr["seed"], tr["train_set"]) for tr in proto[name]["proxies"]] == [(settings.proxy_seeds[0], name)]
         assert sorted(proto[name]["by_queries"]) == ["boundary", "proxy"]
         assert proto[name]["by_queries"]["proxy"]["malicious"] == proto[name]["malicious_seeds"]
     assert proto["xmark"]["by_queries"]["boundary"]["malicious"] != proto["xmark"]["malicious_seeds"]

@@ -1,0 +1,118 @@
+"""Replays on the models a benchmark run kept (``--keep-models DIR``): query choices and the
+sequential test's query order, on the run's own suspects, without training anything (lab; repo
+root).
+
+For each Malicious suspect ``xmark_{arch}_{size}px_seed{S}.pt`` in DIR (and the clean ones,
+``clean_…``, except the surrogate) it verifies as the benchmark does (t-test, the settings'
+m, tau, gain and key check) with
+
+* ``proxy``: the run's proxy (seed ``proxy_seed``) -- must repeat the run's own numbers;
+* ``loo-mean``: the mean of the run's proxy and every *other* Malicious suspect as proxies
+  (``MeanSuspect``; for a clean suspect all Malicious ones): does a wider vote lift the weak
+  suspects? K=2: only the two Malicious seeds after the suspect's own (cyclically), i.e. an
+  owner who trained three proxies;
+* ``boundary``: the surrogate's choice;
+
+and replays the anytime-valid sequential claim (the three streams with the key check) over
+the proxy-chosen queries in ORDERS random orders (what the benchmark's queries part draws)
+and once in *rank order* (the proxy's largest rise first; a fixed order chosen before any
+suspect is queried, so the test stays valid). Prints one row per suspect and query choice.
+ATTACKS=finetune,fineprune also rebuilds the benchmark's model attacks on each Malicious
+suspect (the same settings and seed, so the same attacked weights) and verifies those too.
+
+    PYTHONPATH=. python docs/lab/learnability/kept_suspects.py results/full_att6_models
+    ATTACKS=finetune,fineprune PYTHONPATH=. python docs/lab/learnability/kept_suspects.py results/full_att6_models
+    PRESET=micro PYTHONPATH=. python docs/lab/learnability/kept_suspects.py /tmp/exp/micro_models
+"""
+import os
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.context import BenchContext, Log, MemoMarker, resize_stack
+from benchmarks.settings import preset
+from xmark_core.attacks import fine_prune, fine_tune
+from xmark_core.generator.model import load_marker
+from xmark_core.nets.checkpoint import load_checkpoint
+from xmark_core.verify.protocol import proxy_scores, run_verification, stream_running_p
+from xmark_core.verify.suspects import MeanSuspect, TorchSuspect
+
+torch.set_num_threads(int(os.environ.get("THREADS", 1)))
+folder = Path(sys.argv[1])
+s = preset(os.environ.get("PRESET", "full"))
+orders = int(os.environ.get("ORDERS", 20))
+ctx = BenchContext.create(s, Log(quiet=True))
+arch, size = s.arch, s.input_size
+owner = load_marker(folder / f"clean_{arch}_{size}px_seed{s.seed}.pt", folder / f"generator_key{s.owner_key}.pt",
+                    device="cpu")
+marker = MemoMarker(owner)  # each pool image marked once (per turn), as in the benchmark
+target = s.classes[s.target]
+
+
+def suspect(path: Path) -> TorchSuspect:
+    lm = load_checkpoint(path, device="cpu")
+    return TorchSuspect(lm.model, s.classes, lm.input_size, name=path.stem)
+
+
+def seeds(train_set: str) -> list[int]:
+    pat = re.compile(rf"{train_set}_{arch}_{size}px_seed(\d+)\.pt")
+    return sorted(int(m.group(1)) for f in folder.iterdir() if (m := pat.fullmatch(f.name)))
+
+
+mal = {seed: suspect(folder / f"xmark_{arch}_{size}px_seed{seed}.pt") for seed in seeds("xmark") if seed != s.proxy_seed}
+attacks = [a for a in os.environ.get("ATTACKS", "").split(",") if a]
+k_others = int(os.environ.get("K", 99))
+Xa = resize_stack(ctx.X_att, size)[:, None]
+
+
+def attacked(sus: TorchSuspect, name: str) -> TorchSuspect:
+    """The benchmark's attack ``name`` on ``sus`` (benchmarks/attacks.py, same settings)."""
+    if name == "finetune":
+        m = fine_tune(sus.model, Xa, ctx.y_att, epochs=s.ft_epochs, lr=s.ft_lr, seed=s.seed)
+    else:
+        m = fine_prune(sus.model, Xa, fraction=s.prune_fraction, y=ctx.y_att, finetune_epochs=s.ft_epochs,
+                       lr=s.ft_lr, seed=s.seed)[0]
+    return TorchSuspect(m, s.classes, size, name=f"{sus.name}+{name}")
+
+
+clean = {seed: suspect(folder / f"clean_{arch}_{size}px_seed{seed}.pt") for seed in seeds("clean") if seed != s.seed}
+proxy = suspect(folder / f"xmark_{arch}_{size}px_seed{s.proxy_seed}.pt")
+cfg = ctx.verify_config()
+boundary_scores = owner.target_scores(ctx.pool)
+proxy_choice = proxy_scores(proxy, marker, ctx.pool, target, cfg.query_gain)
+
+
+def stop(log: list[dict], order: np.ndarray) -> int:
+    """Queries to the claim (all streams below alpha) in ``order``; m + 1 if never."""
+    run = np.max(np.stack(list(stream_running_p([log[i] for i in order], cfg).values())), axis=0)
+    hit = np.flatnonzero(run <= cfg.alpha)
+    return int(hit[0]) + 1 if len(hit) else len(log) + 1
+
+
+print(f"{folder}: {len(mal)} Malicious {sorted(mal)}, {len(clean)} clean {sorted(clean)}, proxy seed {s.proxy_seed}, "
+      f"K {min(k_others, len(mal))}")
+print("suspect        queries    WSR     dP       p        seq random (median, reached)  seq rank")
+rows = [("mal", seed, sus) for seed, sus in mal.items()]
+rows += [(f"mal+{a}", seed, attacked(sus, a)) for a in attacks for seed, sus in mal.items()]
+rows += [("clean", seed, sus) for seed, sus in clean.items()]
+for kind, seed, sus in rows:
+    ring = sorted(mal)  # the K Malicious seeds after this one, cyclically (all others by default)
+    after = [ring[(ring.index(seed) + j) % len(ring)] for j in range(1, len(ring))] if seed in mal else ring
+    others = [mal[sd] for sd in after[:k_others]]
+    for name, chooser in (("proxy", proxy), ("loo-mean", MeanSuspect([proxy, *others])), ("boundary", None)):
+        c = ctx.verify_config(queries="boundary" if chooser is None else "proxy")
+        scores = (None if chooser is None else proxy_choice if chooser is proxy
+                  else proxy_scores(chooser, marker, ctx.pool, target, c.query_gain))
+        r = run_verification(sus, marker, ctx.pool, ctx.pool_ids, s.target, c,
+                             query_scores=boundary_scores if scores is None else scores)
+        line = f"{kind:14s} {seed:<4d}  {name:9s}  {r.wsr:.3f}  {r.delta_p:6.3f}  {r.p_value:8.2g}"
+        if scores is not None:
+            pos = {pid: i for i, pid in enumerate(ctx.pool_ids)}
+            rank = np.argsort(-np.array([scores[pos[e['image_id']]] for e in r.log]), kind="stable")
+            rnd = [stop(r.log, np.random.default_rng(o).permutation(len(r.log))) for o in range(orders)]
+            reached = sum(x <= len(r.log) for x in rnd)
+            line += f"   {np.median(rnd):6.1f} ({reached:2d}/{orders})          {stop(r.log, rank):4d}"
+        print(line, flush=True)
