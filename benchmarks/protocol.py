@@ -12,12 +12,21 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks import baselines as B
-from benchmarks.context import CLEAN, BenchContext, MemoMarker, Trained, brief, summarize
+from benchmarks.context import (
+    CLEAN,
+    BenchContext,
+    MemoMarker,
+    Trained,
+    brief,
+    model_file,
+    summarize,
+)
 from benchmarks.settings import BASELINES
 from xmark_core.data.base import stratified_split
 from xmark_core.generator.model import Marker
@@ -28,6 +37,7 @@ from xmark_core.generator.train import (
     save_generator,
     train_generator,
 )
+from xmark_core.hashing import sha256_file
 from xmark_core.verify.protocol import MarkerLike
 
 XMARK = "xmark"
@@ -93,7 +103,12 @@ def _keep_generator(ctx: BenchContext, key: int, cfg: GeneratorTrainConfig) -> N
     the surrogate's file, ``clean_{arch}_{size}px_seed{seed}.pt``)."""
     gen, history = ctx.cache["generators"][key]
     res = GeneratorTrainResult(gen, history, cfg, ctx.s.target, ctx.s.input_size)
-    ctx.keep_model(f"generator_key{key}.pt", lambda path: save_generator(path, res, classes=ctx.s.classes))
+
+    def write(path: Path) -> None:  # paired with the kept surrogate, which load_marker then checks
+        sur = path.parent / model_file((CLEAN, ctx.s.arch, ctx.s.input_size, ctx.s.seed))
+        save_generator(path, res, surrogate_sha256=sha256_file(sur) if sur.exists() else None, classes=ctx.s.classes)
+
+    ctx.keep_model(f"generator_key{key}.pt", write)
 
 
 def prefetch_generators(ctx: BenchContext, surrogate: Trained, keys: Sequence[int]) -> None:

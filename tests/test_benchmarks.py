@@ -474,7 +474,8 @@ def test_prefetched_generators_are_the_ones_trained_in_turn(tmp_path):
         for kept in ("p", "s"):  # written by prefetch_generators and by train_xmark
             folder = tmp_path / kept
             sur = folder / f"clean_{sur_p.arch}_{sur_p.input_size}px_seed0.pt"
-            loaded = load_marker(sur, folder / f"generator_key{key}.pt")
+            loaded = load_marker(sur, folder / f"generator_key{key}.pt")  # checks the pairing
+            assert load_checkpoint(folder / f"generator_key{key}.pt").extra["surrogate_sha256"] == loaded.info["surrogate_sha256"]
             c = loaded.generator.state_dict()
             assert c.keys() == a.keys() and all(torch.equal(a[k], c[k]) for k in a)
             s = loaded.surrogate.state_dict()

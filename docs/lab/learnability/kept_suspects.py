@@ -6,7 +6,7 @@ For each Malicious suspect ``xmark_{arch}_{size}px_seed{S}.pt`` in DIR (and the 
 ``clean_…``, except the surrogate) it verifies as the benchmark does (t-test, the settings'
 m, tau, gain and key check) with
 
-* ``proxy``: the run's proxy (seed ``proxy_seed``) -- must repeat the run's own numbers;
+* ``proxy``: the run's proxy (the first of ``proxy_seeds``) -- must repeat the run's own numbers;
 * ``loo-mean``: the mean of the run's proxy and every *other* Malicious suspect as proxies
   (``MeanSuspect``; for a clean suspect all Malicious ones): does a wider vote lift the weak
   suspects? K=2: only the two Malicious seeds after the suspect's own (cyclically), i.e. an
@@ -17,6 +17,9 @@ and replays the anytime-valid sequential claim (the three streams with the key c
 the proxy-chosen queries in ORDERS random orders (what the benchmark's queries part draws)
 and once in *rank order* (the proxy's largest rise first; a fixed order chosen before any
 suspect is queried, so the test stays valid). Prints one row per suspect and query choice.
+PROXY_SEEDS=7,8,9 replaces ``loo-mean`` with ``proxies``: the mean of proxies with those seeds,
+trained on the run's release where DIR lacks them (the release rebuilt from the kept surrogate and
+generator; written to DIR), i.e. what ``--set 'proxy_seeds=[7,8,9]'`` would have trained.
 ATTACKS=finetune,fineprune also rebuilds the benchmark's model attacks on each Malicious
 suspect (the same settings and seed, so the same attacked weights) and verifies those too.
 
@@ -33,6 +36,7 @@ import numpy as np
 import torch
 
 from benchmarks.context import BenchContext, Log, MemoMarker, resize_stack
+from benchmarks.protocol import XMARK
 from benchmarks.settings import preset
 from xmark_core.attacks import fine_prune, fine_tune
 from xmark_core.generator.model import load_marker
@@ -62,7 +66,9 @@ def seeds(train_set: str) -> list[int]:
     return sorted(int(m.group(1)) for f in folder.iterdir() if (m := pat.fullmatch(f.name)))
 
 
-mal = {seed: suspect(folder / f"xmark_{arch}_{size}px_seed{seed}.pt") for seed in seeds("xmark") if seed != s.proxy_seed}
+proxy_seeds = [int(x) for x in os.environ.get("PROXY_SEEDS", "").split(",") if x]
+not_suspects = {*s.proxy_seeds, *proxy_seeds}
+mal = {seed: suspect(folder / f"xmark_{arch}_{size}px_seed{seed}.pt") for seed in seeds("xmark") if seed not in not_suspects}
 attacks = [a for a in os.environ.get("ATTACKS", "").split(",") if a]
 k_others = int(os.environ.get("K", 99))
 Xa = resize_stack(ctx.X_att, size)[:, None]
@@ -79,7 +85,20 @@ def attacked(sus: TorchSuspect, name: str) -> TorchSuspect:
 
 
 clean = {seed: suspect(folder / f"clean_{arch}_{size}px_seed{seed}.pt") for seed in seeds("clean") if seed != s.seed}
-proxy = suspect(folder / f"xmark_{arch}_{size}px_seed{s.proxy_seed}.pt")
+proxy = suspect(folder / f"xmark_{arch}_{size}px_seed{s.proxy_seeds[0]}.pt")
+missing = [sd for sd in proxy_seeds if not (folder / f"xmark_{arch}_{size}px_seed{sd}.pt").exists()]
+if missing:  # the run's release, rebuilt exactly (same surrogate scores, same marks), then the proxies
+    # one torch thread and this process, as the run trained its models (the weights depend on
+    # the thread count; worker processes would re-run this script)
+    ctx.models_dir, threads = folder, torch.get_num_threads()
+    torch.set_num_threads(1)
+    ctx.set_selection(load_checkpoint(folder / f"clean_{arch}_{size}px_seed{s.seed}.pt", device="cpu").model)
+    rel = ctx.add_release(XMARK, owner)
+    print(f"release rebuilt: PSNR {rel.psnr:.2f} dB (min {rel.psnr_min:.2f}), SSIM {rel.ssim:.4f}", flush=True)
+    for sd in missing:
+        ctx.train(XMARK, seed=sd)
+    torch.set_num_threads(threads)
+extra_proxies = [suspect(folder / f"xmark_{arch}_{size}px_seed{sd}.pt") for sd in proxy_seeds]
 cfg = ctx.verify_config()
 boundary_scores = owner.target_scores(ctx.pool)
 proxy_choice = proxy_scores(proxy, marker, ctx.pool, target, cfg.query_gain)
@@ -92,7 +111,7 @@ def stop(log: list[dict], order: np.ndarray) -> int:
     return int(hit[0]) + 1 if len(hit) else len(log) + 1
 
 
-print(f"{folder}: {len(mal)} Malicious {sorted(mal)}, {len(clean)} clean {sorted(clean)}, proxy seed {s.proxy_seed}, "
+print(f"{folder}: {len(mal)} Malicious {sorted(mal)}, {len(clean)} clean {sorted(clean)}, proxy seed {s.proxy_seeds[0]}, "
       f"K {min(k_others, len(mal))}")
 print("suspect        queries    WSR     dP       p        seq random (median, reached)  seq rank")
 rows = [("mal", seed, sus) for seed, sus in mal.items()]
@@ -102,7 +121,8 @@ for kind, seed, sus in rows:
     ring = sorted(mal)  # the K Malicious seeds after this one, cyclically (all others by default)
     after = [ring[(ring.index(seed) + j) % len(ring)] for j in range(1, len(ring))] if seed in mal else ring
     others = [mal[sd] for sd in after[:k_others]]
-    for name, chooser in (("proxy", proxy), ("loo-mean", MeanSuspect([proxy, *others])), ("boundary", None)):
+    vote = ("proxies", MeanSuspect(extra_proxies)) if extra_proxies else ("loo-mean", MeanSuspect([proxy, *others]))
+    for name, chooser in (("proxy", proxy), vote, ("boundary", None)):
         c = ctx.verify_config(queries="boundary" if chooser is None else "proxy")
         scores = (None if chooser is None else proxy_choice if chooser is proxy
                   else proxy_scores(chooser, marker, ctx.pool, target, c.query_gain))
