@@ -62,9 +62,9 @@ class BenchSettings:
     proxy_seeds : training seeds of each method's proxies (proxy queries only). With several,
         the queries are those on which the proxies' mean probability of the target rises most
         (``MeanSuspect``, as ``xmark verify --proxy`` given several times). Lab, six suspects of
-        the XIV release (README, Results, XVI): three proxies instead of one lift the weak
-        suspects' ΔP by 0.03-0.13 and claim the two that one proxy misses (one of them after
-        fine-tuning); default one, the protocol of record since 2026-12-06 (XIII)
+        the XIV release (README, Results, XVI): proxies 7, 8 and 9 instead of 7 lift the weak
+        suspects' ΔP by 0.07-0.13 but claim no more of them; default one, the protocol of
+        record since 2026-12-06 (XIII)
     also_queries : other query choices the protocol's Malicious suspects and its clean
         reference are verified with besides ``queries`` (default: boundary, the library's
         default): the same models, the same pool, the same claim; reported side by side

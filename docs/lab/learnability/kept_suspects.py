@@ -1,6 +1,6 @@
 """Replays on the models a benchmark run kept (``--keep-models DIR``): query choices and the
-sequential test's query order, on the run's own suspects, without training anything (lab; repo
-root).
+sequential test's query order, on the run's own suspects, without training them again (lab;
+repo root).
 
 For each Malicious suspect ``xmark_{arch}_{size}px_seed{S}.pt`` in DIR (and the clean ones,
 ``clean_…``, except the surrogate) it verifies as the benchmark does (t-test, the settings'
@@ -21,10 +21,13 @@ PROXY_SEEDS=7,8,9 replaces ``loo-mean`` with ``proxies``: the mean of proxies wi
 trained on the run's release where DIR lacks them (the release rebuilt from the kept surrogate and
 generator; written to DIR), i.e. what ``--set 'proxy_seeds=[7,8,9]'`` would have trained.
 ATTACKS=finetune,fineprune also rebuilds the benchmark's model attacks on each Malicious
-suspect (the same settings and seed, so the same attacked weights) and verifies those too.
+suspect (the same settings and seed; another thread count or memory layout rounds differently,
+so ΔP may differ from the run's by a few hundredths) and verifies those too. THREADS: torch
+threads (default 1).
 
     PYTHONPATH=. python docs/lab/learnability/kept_suspects.py results/full_att6_models
     ATTACKS=finetune,fineprune PYTHONPATH=. python docs/lab/learnability/kept_suspects.py results/full_att6_models
+    PROXY_SEEDS=7,8,9 ATTACKS=finetune PYTHONPATH=. python docs/lab/learnability/kept_suspects.py results/full_att6_models
     PRESET=micro PYTHONPATH=. python docs/lab/learnability/kept_suspects.py /tmp/exp/micro_models
 """
 import os
