@@ -174,7 +174,7 @@ class BenchContext:
     _train_cache: dict[tuple, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, s: BenchSettings, log: Log, models_dir: Path | None = None) -> BenchContext:
+    def create(cls, s: BenchSettings, log: Log, models_dir: str | Path | None = None) -> BenchContext:
         """Render the three phantom sets at the source resolution; ``models_dir``: see
         :meth:`keep_model`."""
 
@@ -190,11 +190,12 @@ class BenchContext:
         if len(pool_idx) < s.m:
             raise ValueError(f"the held-out pool has {len(pool_idx)} non-target images, fewer than m={s.m}; "
                              "raise n_eval")
-        if models_dir is not None:
-            Path(models_dir).mkdir(parents=True, exist_ok=True)
+        kept = None if models_dir is None else Path(models_dir)
+        if kept is not None:
+            kept.mkdir(parents=True, exist_ok=True)
         return cls(s=s, log=log, X=X, y=y, X_eval=Xe, y_eval=ye, X_att=Xa, y_att=ya,
                    pool=[Xe[i] for i in pool_idx], pool_ids=[f"phantom-{s.seed + 1}-{i}" for i in pool_idx],
-                   models_dir=None if models_dir is None else Path(models_dir))
+                   models_dir=kept)
 
     # ------------------------------------------------------------------ releases
 

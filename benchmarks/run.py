@@ -154,7 +154,7 @@ def run_benchmark(settings: BenchSettings, out: str | Path, parts: Sequence[str]
 
     stealthmark = StealthMarkPart(settings, out, log) if "stealthmark" in parts else None
     tp = time.perf_counter()
-    ctx = BenchContext.create(settings, log, None if keep_models is None else Path(keep_models))
+    ctx = BenchContext.create(settings, log, keep_models)
     seconds["data"] = time.perf_counter() - tp
     tp = time.perf_counter()
     methods, proto = protocol.run(ctx)

@@ -117,6 +117,9 @@ def stop(log: list[dict], order: np.ndarray) -> int:
 print(f"{folder}: {len(mal)} Malicious {sorted(mal)}, {len(clean)} clean {sorted(clean)}, proxy seed {s.proxy_seeds[0]}, "
       f"K {min(k_others, len(mal))}")
 print("suspect        queries    WSR     dP       p        seq random (median, reached)  seq rank")
+# The same voters for every suspect (PROXY_SEEDS): their choice is scored once, as proxy_choice is.
+shared_vote = proxy_scores(MeanSuspect(extra_proxies), marker, ctx.pool, target, cfg.query_gain) if extra_proxies else None
+pos = {pid: i for i, pid in enumerate(ctx.pool_ids)}
 rows = [("mal", seed, sus) for seed, sus in mal.items()]
 rows += [(f"mal+{a}", seed, attacked(sus, a)) for a in attacks for seed, sus in mal.items()]
 rows += [("clean", seed, sus) for seed, sus in clean.items()]
@@ -124,16 +127,14 @@ for kind, seed, sus in rows:
     ring = sorted(mal)  # the K Malicious seeds after this one, cyclically (all others by default)
     after = [ring[(ring.index(seed) + j) % len(ring)] for j in range(1, len(ring))] if seed in mal else ring
     others = [mal[sd] for sd in after[:k_others]]
-    vote = ("proxies", MeanSuspect(extra_proxies)) if extra_proxies else ("loo-mean", MeanSuspect([proxy, *others]))
-    for name, chooser in (("proxy", proxy), vote, ("boundary", None)):
-        c = ctx.verify_config(queries="boundary" if chooser is None else "proxy")
-        scores = (None if chooser is None else proxy_choice if chooser is proxy
-                  else proxy_scores(chooser, marker, ctx.pool, target, c.query_gain))
+    vote = (("proxies", shared_vote) if shared_vote is not None else
+            ("loo-mean", proxy_scores(MeanSuspect([proxy, *others]), marker, ctx.pool, target, cfg.query_gain)))
+    for name, scores in (("proxy", proxy_choice), vote, ("boundary", None)):
+        c = ctx.verify_config(queries="boundary" if scores is None else "proxy")
         r = run_verification(sus, marker, ctx.pool, ctx.pool_ids, s.target, c,
                              query_scores=boundary_scores if scores is None else scores)
         line = f"{kind:14s} {seed:<4d}  {name:9s}  {r.wsr:.3f}  {r.delta_p:6.3f}  {r.p_value:8.2g}"
         if scores is not None:
-            pos = {pid: i for i, pid in enumerate(ctx.pool_ids)}
             rank = np.argsort(-np.array([scores[pos[e['image_id']]] for e in r.log]), kind="stable")
             rnd = [stop(r.log, np.random.default_rng(o).permutation(len(r.log))) for o in range(orders)]
             reached = sum(x <= len(r.log) for x in rnd)
