@@ -31,12 +31,12 @@ threads (default 1).
     PRESET=micro PYTHONPATH=. python docs/lab/learnability/kept_suspects.py /tmp/exp/micro_models
 """
 import os
-import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from kept import kept_seeds, kept_suspect
 
 from benchmarks.context import BenchContext, Log, MemoMarker, resize_stack
 from benchmarks.protocol import XMARK
@@ -60,13 +60,11 @@ target = s.classes[s.target]
 
 
 def suspect(path: Path) -> TorchSuspect:
-    lm = load_checkpoint(path, device="cpu")
-    return TorchSuspect(lm.model, s.classes, lm.input_size, name=path.stem)
+    return kept_suspect(path, s.classes)
 
 
 def seeds(train_set: str) -> list[int]:
-    pat = re.compile(rf"{train_set}_{arch}_{size}px_seed(\d+)\.pt")
-    return sorted(int(m.group(1)) for f in folder.iterdir() if (m := pat.fullmatch(f.name)))
+    return kept_seeds(folder, train_set, arch, size)
 
 
 proxy_seeds = [int(x) for x in os.environ.get("PROXY_SEEDS", "").split(",") if x]
