@@ -36,12 +36,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from kept import kept_seeds, kept_suspect
+from kept import benchmark_attack, kept_seeds, kept_suspect
 
-from benchmarks.context import BenchContext, Log, MemoMarker, resize_stack
+from benchmarks.context import BenchContext, Log, MemoMarker
 from benchmarks.protocol import XMARK
 from benchmarks.settings import preset
-from xmark_core.attacks import fine_prune, fine_tune
 from xmark_core.generator.model import load_marker
 from xmark_core.nets.checkpoint import load_checkpoint
 from xmark_core.verify.protocol import proxy_scores, run_verification, stream_running_p
@@ -72,17 +71,6 @@ not_suspects = {*s.proxy_seeds, *proxy_seeds}
 mal = {seed: suspect(folder / f"xmark_{arch}_{size}px_seed{seed}.pt") for seed in seeds("xmark") if seed not in not_suspects}
 attacks = [a for a in os.environ.get("ATTACKS", "").split(",") if a]
 k_others = int(os.environ.get("K", 99))
-Xa = resize_stack(ctx.X_att, size)[:, None]
-
-
-def attacked(sus: TorchSuspect, name: str) -> TorchSuspect:
-    """The benchmark's attack ``name`` on ``sus`` (benchmarks/attacks.py, same settings)."""
-    if name == "finetune":
-        m = fine_tune(sus.model, Xa, ctx.y_att, epochs=s.ft_epochs, lr=s.ft_lr, seed=s.seed)
-    else:
-        m = fine_prune(sus.model, Xa, fraction=s.prune_fraction, y=ctx.y_att, finetune_epochs=s.ft_epochs,
-                       lr=s.ft_lr, seed=s.seed)[0]
-    return TorchSuspect(m, s.classes, size, name=f"{sus.name}+{name}")
 
 
 clean = {seed: suspect(folder / f"clean_{arch}_{size}px_seed{seed}.pt") for seed in seeds("clean") if seed != s.seed}
@@ -119,7 +107,7 @@ print("suspect        queries    WSR     dP       p        seq random (median, r
 shared_vote = proxy_scores(MeanSuspect(extra_proxies), marker, ctx.pool, target, cfg.query_gain) if extra_proxies else None
 pos = {pid: i for i, pid in enumerate(ctx.pool_ids)}
 rows = [("mal", seed, sus) for seed, sus in mal.items()]
-rows += [(f"mal+{a}", seed, attacked(sus, a)) for a in attacks for seed, sus in mal.items()]
+rows += [(f"mal+{a}", seed, benchmark_attack(sus, a, ctx)) for a in attacks for seed, sus in mal.items()]
 rows += [("clean", seed, sus) for seed, sus in clean.items()]
 for kind, seed, sus in rows:
     ring = sorted(mal)  # the K Malicious seeds after this one, cyclically (all others by default)

@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from check_replay import claim, claimed_zone
-from kept import kept_seeds, kept_suspect
+from kept import benchmark_attack, kept_seeds, kept_suspect
 
-from benchmarks.context import BenchContext, Log, resize_stack
+from benchmarks.context import BenchContext, Log
 from benchmarks.settings import preset
-from xmark_core.attacks import fine_prune, fine_tune
 from xmark_core.generator.model import load_marker
 from xmark_core.verify.protocol import _mark, boundary_candidates, choose_queries, proxy_scores
 from xmark_core.verify.suspects import TorchSuspect
@@ -60,14 +59,9 @@ proxy_seeds = [sd for sd in (*s.proxy_seeds, 8, 9) if (folder / f"xmark_{arch}_{
 proxies = {f"proxy{sd}": suspect(folder / f"xmark_{arch}_{size}px_seed{sd}.pt") for sd in proxy_seeds}
 models = {f"mal{sd}": suspect(folder / f"xmark_{arch}_{size}px_seed{sd}.pt") for sd in seeds("xmark")
           if sd not in proxy_seeds}
-Xa = resize_stack(ctx.X_att, size)[:, None]
 for a in [a for a in os.environ.get("ATTACKS", "").split(",") if a]:
-    for name in [n for n in models if n.startswith("mal")]:
-        net = models[name].model
-        m = (fine_tune(net, Xa, ctx.y_att, epochs=s.ft_epochs, lr=s.ft_lr, seed=s.seed) if a == "finetune" else
-             fine_prune(net, Xa, fraction=s.prune_fraction, y=ctx.y_att, finetune_epochs=s.ft_epochs, lr=s.ft_lr,
-                        seed=s.seed)[0])
-        models[f"{name}+{a}"] = TorchSuspect(m, s.classes, size, name=f"{name}+{a}")
+    for name in [n for n in models if n.startswith("mal") and "+" not in n]:
+        models[f"{name}+{a}"] = benchmark_attack(models[name], a, ctx)
 models |= {f"clean{sd}": suspect(folder / f"clean_{arch}_{size}px_seed{sd}.pt") for sd in seeds("clean")
            if sd != s.seed}
 models |= proxies

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.context import CLEAN, BenchContext, Log, model_file
+from benchmarks.context import CLEAN, BenchContext, Log, brief, model_file
 from benchmarks.protocol import XMARK, xmark_method
 from benchmarks.settings import preset
 from xmark_core.generator.model import load_marker
@@ -67,25 +67,22 @@ def main() -> None:
     meth = xmark_method(ctx, surrogate)
     ctx.owners[XMARK] = meth.marker
     ctx.train_many([(XMARK, None, None, sd) for sd in (*seeds, *s.proxy_seeds)])
-    clean_acc = {sd: load_checkpoint(folder / model_file((CLEAN, s.arch, s.input_size, sd)), device="cpu")
-                 for sd in seeds if (folder / model_file((CLEAN, s.arch, s.input_size, sd))).exists()}
-    rows = []
+    rows: dict[str, list[dict]] = {"proxy": [], "boundary": []}
     for sd in seeds:
         tr = ctx.train(XMARK, seed=sd)
-        for q in ("proxy", "boundary"):
-            r = ctx.verify(ctx.suspect(tr), meth.marker, XMARK, queries=q)
-            spec = r.details.get("specificity", {})
-            ba_clean = ctx.accuracy(ctx.suspect(clean_acc[sd].model)) if sd in clean_acc else float("nan")
-            rows.append((sd, q, r.wsr, r.delta_p, r.p_value, spec.get("main", {}).get("p_value", r.p_value),
-                         ba_clean - tr.accuracy))
-            print(f"{tag} seed {sd} {q:8s}: WSR {r.wsr:.2f} dP {r.delta_p:.3f} p {r.p_value:.2g} "
-                  f"(ownership {rows[-1][5]:.2g}) BA {tr.accuracy:.4f} drop {100 * rows[-1][6]:+.2f} pt", flush=True)
-    for q in ("proxy", "boundary"):
-        sel = [r for r in rows if r[1] == q]
-        dps = np.array([r[3] for r in sel])
-        print(f"{tag} {q}: claimed {sum(r[4] < s.alpha for r in sel)} of {len(sel)}, meet targets "
-              f"{sum(r[2] >= 0.95 and r[3] >= 0.8 and r[4] < 1e-3 for r in sel)}, dP mean {dps.mean():.3f} "
-              f"min {dps.min():.3f}", flush=True)
+        ref = folder / model_file((CLEAN, s.arch, s.input_size, sd))  # the run's clean model of this seed
+        ba_clean = ctx.accuracy(ctx.suspect(load_checkpoint(ref, device="cpu").model)) if ref.exists() else float("nan")
+        for q, done in rows.items():
+            r = brief(ctx.verify(ctx.suspect(tr), meth.marker, XMARK, queries=q))
+            done.append(r)
+            print(f"{tag} seed {sd} {q:8s}: WSR {r['wsr']:.2f} dP {r['delta_p']:.3f} p {r['p']:.2g} "
+                  f"(ownership {r['p_ownership']:.2g}) BA {tr.accuracy:.4f} drop {100 * (ba_clean - tr.accuracy):+.2f} pt",
+                  flush=True)
+    for q, done in rows.items():
+        dps = np.array([r["delta_p"] for r in done])
+        print(f"{tag} {q}: claimed {sum(r['p'] < s.alpha for r in done)} of {len(done)}, meet targets "
+              f"{sum(r['wsr'] >= 0.95 and r['delta_p'] >= 0.8 and r['p'] < 1e-3 for r in done)}, dP mean "
+              f"{dps.mean():.3f} min {dps.min():.3f}", flush=True)
 
 
 if __name__ == "__main__":
