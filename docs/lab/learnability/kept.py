@@ -3,10 +3,19 @@
 import re
 from pathlib import Path
 
-from benchmarks.context import BenchContext, resize_stack
+from benchmarks.context import CLEAN, BenchContext, model_file, resize_stack
+from benchmarks.settings import BenchSettings
 from xmark_core.attacks import fine_prune, fine_tune
+from xmark_core.generator.model import Marker, load_marker
 from xmark_core.nets.checkpoint import load_checkpoint
 from xmark_core.verify.suspects import TorchSuspect
+
+
+def kept_owner(folder: Path, s: BenchSettings) -> Marker:
+    """The run's owner marker: its surrogate (``clean_…_seed{s.seed}.pt``) and the owner key's
+    generator (``generator_key{s.owner_key}.pt``), whose pairing ``load_marker`` checks."""
+    return load_marker(folder / model_file((CLEAN, s.arch, s.input_size, s.seed)),
+                       folder / f"generator_key{s.owner_key}.pt", device="cpu")
 
 
 def kept_suspect(path: Path, classes: list[str]) -> TorchSuspect:

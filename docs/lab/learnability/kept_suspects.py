@@ -36,12 +36,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from kept import benchmark_attack, kept_seeds, kept_suspect
+from kept import benchmark_attack, kept_owner, kept_seeds, kept_suspect
 
 from benchmarks.context import BenchContext, Log, MemoMarker
 from benchmarks.protocol import XMARK
 from benchmarks.settings import preset
-from xmark_core.generator.model import load_marker
 from xmark_core.nets.checkpoint import load_checkpoint
 from xmark_core.verify.protocol import proxy_scores, run_verification, stream_running_p
 from xmark_core.verify.suspects import MeanSuspect, TorchSuspect
@@ -52,8 +51,7 @@ s = preset(os.environ.get("PRESET", "full"))
 orders = int(os.environ.get("ORDERS", 20))
 ctx = BenchContext.create(s, Log(quiet=True))
 arch, size = s.arch, s.input_size
-owner = load_marker(folder / f"clean_{arch}_{size}px_seed{s.seed}.pt", folder / f"generator_key{s.owner_key}.pt",
-                    device="cpu")
+owner = kept_owner(folder, s)
 marker = MemoMarker(owner)  # each pool image marked once (per turn), as in the benchmark
 target = s.classes[s.target]
 

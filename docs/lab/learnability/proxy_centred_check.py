@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from check_replay import claim, claimed_zone
-from kept import benchmark_attack, kept_seeds, kept_suspect
+from kept import benchmark_attack, kept_owner, kept_seeds, kept_suspect
 
 from benchmarks.context import BenchContext, Log
 from benchmarks.settings import preset
-from xmark_core.generator.model import load_marker
 from xmark_core.verify.protocol import _mark, boundary_candidates, choose_queries, proxy_scores
 from xmark_core.verify.suspects import TorchSuspect
 
@@ -41,8 +40,7 @@ SAVE = Path(os.environ.get("SAVE", "/tmp/exp/kept_sweep.npz"))
 ALPHA, DS = s.alpha, (15, 20, 25, 30)
 ctx = BenchContext.create(s, Log(quiet=True))
 arch, size = s.arch, s.input_size
-owner = load_marker(folder / f"clean_{arch}_{size}px_seed{s.seed}.pt", folder / f"generator_key{s.owner_key}.pt",
-                    device="cpu")
+owner = kept_owner(folder, s)
 target = s.classes[s.target]
 cfg = ctx.verify_config()
 

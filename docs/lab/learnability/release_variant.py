@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from kept import kept_owner
 
 from benchmarks.context import CLEAN, BenchContext, Log, brief, model_file
 from benchmarks.protocol import XMARK, xmark_method
 from benchmarks.settings import preset
-from xmark_core.generator.model import load_marker
 from xmark_core.nets.checkpoint import load_checkpoint
 
 
@@ -60,8 +60,7 @@ def main() -> None:
     gen_file = f"generator_key{s.owner_key}.pt"
     for src in own:
         if (src / gen_file).exists():
-            kept = load_marker(src / model_file((CLEAN, s.arch, s.input_size, s.seed)), src / gen_file, device="cpu")
-            ctx.cache.setdefault("generators", {})[s.owner_key] = (kept.generator, [])
+            ctx.cache.setdefault("generators", {})[s.owner_key] = (kept_owner(src, s).generator, [])
             print(f"generator loaded from {src / gen_file}", flush=True)
             break
     meth = xmark_method(ctx, surrogate)
