@@ -248,6 +248,27 @@ def _false_accusations_table(fa: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _by_check_table(fa: dict[str, Any], run_angle: float | None = None) -> list[str]:
+    """Per key-check angle (the ``also_checks`` setting): the Malicious suspects the owner's key
+    claims and the Ind-T pairs claimed, on the same models; no lines without ``by_check``."""
+    by_c = {k: v["by_check"] for k, v in fa.items() if isinstance(v, dict) and v.get("by_check")}
+    if not by_c:
+        return []
+    lines = ["", "**The key check's angle on the same suspects** (claimed = p < α; the owner's key on the "
+                 "Malicious suspects, each independent key on each of them)", "",
+             "| method | check | owner claims | Ind-T pairs claimed | those pairs (key on suspect seed) |",
+             "|---|---|---|---|---|"]
+    for name, rows in by_c.items():
+        for d, r in sorted(rows.items(), key=lambda kv: float(kv[0])):
+            label = "none" if float(d) == 0 else f"±{d}°"
+            if run_angle is not None and float(d) == float(run_angle):
+                label += " (the run's)"
+            o, it = r["owner"], r["ind_t"]
+            pairs = ", ".join(f"{c['key']} on {c['suspect_seed']}" for c in it["claims"]) or "–"
+            lines.append(f"| {name} | {label} | {o['claimed']} of {o['n']} | {it['claimed']} of {it['n']} | {pairs} |")
+    return lines
+
+
 def _by_queries_table(proto: dict[str, Any]) -> list[str]:
     """The protocol's Malicious suspects and clean reference under each query choice (the
     ``also_queries`` setting); no lines when it was not set."""
@@ -349,6 +370,7 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
                             if many else ""))
 
     lines += _false_accusations_table(parts.get("false_accusations") or {})
+    lines += _by_check_table(parts.get("false_accusations") or {}, s.get("specificity"))
 
     seq = parts.get("queries") or {}
     if seq:

@@ -72,6 +72,12 @@ class BenchSettings:
         other part, and the summary, use ``queries``; ``[]`` verifies with ``queries`` only
     specificity : the key-specificity check in degrees (VerifyConfig.specificity; X-Mark
         only: the baselines have no key carrier to turn)
+    also_checks : other check angles (degrees; 0 = no check) the false-accusations part verifies
+        X-Mark's Malicious suspects (with the owner's key) and its Ind-T pairs with, besides
+        ``specificity``: the same models and queries, reported side by side (``by_check``), since
+        the angle trades owners claimed against the rival keys claimed (lab, 2026-12-06 (XVIII):
+        ±15° halves the rival zone and may lose owners; README, Results). ``[]``: the run's angle
+        only
     baselines : which of :data:`BASELINES` run beside X-Mark (all by default; ``[]`` runs
         X-Mark alone, e.g. to train more Malicious seeds in the time; the summary keeps every
         baseline's key, its values null where skipped)
@@ -132,6 +138,7 @@ class BenchSettings:
     query_gain: float = VerifyConfig.query_gain
     queries: str = "proxy"
     specificity: float = VerifyConfig.specificity
+    also_checks: tuple[float, ...] = (15.0, 20.0)
     proxy_seeds: tuple[int, ...] = (7,)
     also_queries: tuple[str, ...] = ("boundary",)
     baselines: tuple[str, ...] = BASELINES
@@ -161,6 +168,11 @@ class BenchSettings:
     @property
     def classes(self) -> list[str]:
         return list(FINDINGS)
+
+    @property
+    def check_angles(self) -> tuple[float, ...]:
+        """``specificity`` and each of ``also_checks``, ascending, each once."""
+        return tuple(sorted({float(self.specificity), *map(float, self.also_checks)}))
 
     @property
     def query_choices(self) -> tuple[str, ...]:
@@ -216,6 +228,7 @@ def preset(name: str, **overrides: Any) -> BenchSettings:
             work_size=32, m=20, malicious_seeds=2, n_ind_models=2, n_ind_keys=2, resolution_factors=(0.5, 0.25),
             ft_epochs=1, seq_repeats=3, speed_images=4, speed_repeats=2, speed_native_max=256, static_steps=5,
             specificity=20.0,  # exercises the check (X-Mark) and its skip (baselines)
+            also_checks=(0.0, 10.0),
         )
     else:
         raise ValueError(f"unknown preset {name!r}; choose full, demo, quick or micro")
@@ -230,6 +243,9 @@ def preset(name: str, **overrides: Any) -> BenchSettings:
     bad_q = set(s.also_queries) - set(QUERY_CHOICES)
     if bad_q:
         raise ValueError(f"unknown also_queries {sorted(bad_q)}; choose from {list(QUERY_CHOICES)}")
+    if any(d < 0 for d in (s.specificity, *s.also_checks)):
+        raise ValueError(f"check angles must be 0 (no check) or positive degrees, got specificity "
+                         f"{s.specificity} and also_checks {list(s.also_checks)}")
     clash = set(s.proxy_seeds) & {s.suspect_seed(i) for i in range(s.malicious_seeds)}
     if not s.proxy_seeds or clash:
         raise ValueError(f"proxy_seeds must be one or more seeds that no Malicious suspect uses, got "

@@ -268,6 +268,52 @@ def test_false_accusation_table_names_each_ind_t_claim():
     assert "Ind-T claims" not in "\n".join(_false_accusations_table(fa)) and _false_accusations_table({}) == []
 
 
+def test_micro_run_verifies_owner_and_ind_t_at_every_check_angle(micro):
+    settings, out, _, _ = micro
+    fa = json.loads((out / "details" / "false_accusations.json").read_text())["results"]
+    proto = json.loads((out / "details" / "protocol.json").read_text())["results"]
+    by_c = fa["xmark"]["by_check"]
+    assert list(by_c) == ["0", "10", "20"]  # micro's also_checks (0, 10) and its specificity 20, ascending
+    assert all("by_check" not in fa[b] for b in settings.baselines)  # no key carrier to turn
+    seeds = [settings.suspect_seed(i) for i in range(settings.malicious_seeds)]
+    n = settings.n_ind_keys * len(seeds)
+    # The run's angle is the run's verification: the Ind-T claims and the protocol's owner p-values.
+    assert by_c["20"]["ind_t"]["claims"] == fa["xmark"]["ind_t"]["claims"]
+    assert by_c["20"]["owner"]["p"] == pytest.approx(proto["xmark"]["malicious_seeds"]["p"])
+    assert by_c["20"]["owner"]["p_turned"][0] == pytest.approx(proto["xmark"]["malicious"]["p_turned"])
+    assert by_c["0"]["owner"]["p_turned"] == [{}, {}]  # no check, no turned marks
+    assert by_c["10"]["owner"]["p_turned"][0] != by_c["20"]["owner"]["p_turned"][0]  # each angle's own
+    assert by_c["0"]["ind_t"]["claimed"] == round(fa["xmark"]["ind_t_no_check"]["share_p_below_alpha"] * n)
+    # A check only adds tests (the claim's p is the largest): never a smaller p, never a new claim.
+    unchecked = {(c["suspect_seed"], c["key"]) for c in by_c["0"]["ind_t"]["claims"]}
+    for r in by_c.values():
+        assert r["ind_t"]["n"] == n and r["owner"]["n"] == len(seeds) and r["owner"]["suspect_seeds"] == seeds
+        assert r["owner"]["claimed"] == sum(q < settings.alpha for q in r["owner"]["p"])
+        assert all(q >= q0 for q, q0 in zip(r["owner"]["p"], by_c["0"]["owner"]["p"]))
+        assert {(c["suspect_seed"], c["key"]) for c in r["ind_t"]["claims"]} <= unchecked
+    assert "| xmark | none | " in (out / "table.md").read_text()
+
+
+def test_by_check_table_marks_the_runs_angle_and_names_each_claimed_pair():
+    from benchmarks.report import _by_check_table
+    # lab XVIII's gate-0.5 suspects (real_keys.py): 11 of 12 owners at every angle, Ind-T 1 / 8 of 120
+    def row(claimed, claims):
+        return {"owner": {"claimed": 11, "n": 12}, "ind_t": {
+            "claimed": claimed, "n": 120, "claims": [{"suspect_seed": sd, "key": 1005} for sd in claims]}}
+    fa = {"xmark": {"by_check": {"25": row(8, [100, 103, 104, 105, 107, 108, 109, 110]), "0": row(38, []),
+                                 "15": row(1, [108])}},
+          "badnets": {"ind_m": {}, "ind_t": {}}}
+    text = _by_check_table(fa, 25.0)
+    assert [ln.split(" | ")[1] for ln in text[-3:]] == ["none", "±15°", "±25° (the run's)"]
+    assert text[-2] == "| xmark | ±15° | 11 of 12 | 1 of 120 | 1005 on 108 |"
+    assert text[-3].endswith("| 38 of 120 | – |")
+    assert _by_check_table({"badnets": {"ind_m": {}}}) == [] and _by_check_table({}) == []
+    assert preset("micro", also_checks=[25, 15, 20.0]).check_angles == (15.0, 20.0, 25.0)  # the run's 20 once
+    assert preset("micro", also_checks=[]).check_angles == (20.0,)
+    with pytest.raises(ValueError, match="check angles must be 0"):
+        preset("micro", also_checks=[-15])
+
+
 def test_attack_over_seeds_counts_claims_within_the_ba_budget():
     from benchmarks.attacks import over_seeds
     rows = [{"p": 1e-4, "delta_p": 0.5, "ba": 0.90},   # claimed, drop 2 pt

@@ -1,13 +1,16 @@
 """The models a benchmark run kept with ``--keep-models DIR``, as lab scripts load and attack them
-(shared by kept_suspects.py and proxy_centred_check.py)."""
+(shared by kept_suspects.py, proxy_centred_check.py and freq_tuning.py)."""
 import re
 from pathlib import Path
+
+import numpy as np
 
 from benchmarks.context import CLEAN, BenchContext, model_file, resize_stack
 from benchmarks.settings import BenchSettings
 from xmark_core.attacks import fine_prune, fine_tune
 from xmark_core.generator.model import Marker, load_marker
 from xmark_core.nets.checkpoint import load_checkpoint
+from xmark_core.verify.protocol import choose_queries, proxy_scores
 from xmark_core.verify.suspects import TorchSuspect
 
 
@@ -30,6 +33,13 @@ def kept_seeds(folder: Path, train_set: str, arch: str, size: int) -> list[int]:
     return sorted(int(m.group(1)) for f in folder.iterdir() if (m := pat.fullmatch(f.name)))
 
 
+def kept_malicious(folders: list[Path], s: BenchSettings) -> list[TorchSuspect]:
+    """Every kept Malicious suspect (X-Mark release, the run's arch and size) in ``folders``, the
+    owner's proxies (seeds 7, 8, 9) left out."""
+    return [kept_suspect(d / model_file(("xmark", s.arch, s.input_size, sd)), s.classes)
+            for d in folders for sd in kept_seeds(d, "xmark", s.arch, s.input_size) if sd not in (7, 8, 9)]
+
+
 def benchmark_attack(sus: TorchSuspect, name: str, ctx: BenchContext) -> TorchSuspect:
     """The benchmark's model attack ``name`` ("finetune" or "fineprune") on ``sus``, with the
     run's settings and seed (benchmarks/attacks.py) on its attacker data."""
@@ -41,3 +51,12 @@ def benchmark_attack(sus: TorchSuspect, name: str, ctx: BenchContext) -> TorchSu
         m = fine_prune(sus.model, Xa, fraction=s.prune_fraction, y=ctx.y_att, finetune_epochs=s.ft_epochs,
                        lr=s.ft_lr, seed=s.seed)[0]
     return TorchSuspect(m, s.classes, sus.input_size, name=f"{sus.name}+{name}")
+
+
+def proxy_query_images(owner: Marker, proxy: TorchSuspect, ctx: BenchContext) -> list[np.ndarray]:
+    """The benchmark's proxy queries of ``owner`` chosen by ``proxy`` (its target probability's
+    rise under the mark, at the run's query gain) from the run's pool."""
+    cfg = ctx.verify_config()
+    scores = proxy_scores(proxy, owner, ctx.pool, ctx.s.classes[ctx.s.target], cfg.query_gain)
+    idx, _ = choose_queries(owner, ctx.pool, cfg, scores=scores)
+    return [np.asarray(ctx.pool[int(i)], np.float32) for i in idx]

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from check_replay import claim, claimed_zone
-from kept import benchmark_attack, kept_owner, kept_seeds, kept_suspect
+from kept import benchmark_attack, kept_owner, kept_seeds, kept_suspect, proxy_query_images
 
 from benchmarks.context import BenchContext, Log
 from benchmarks.settings import preset
-from xmark_core.verify.protocol import _mark, boundary_candidates, choose_queries, proxy_scores
+from xmark_core.verify.protocol import _mark, boundary_candidates
 from xmark_core.verify.suspects import TorchSuspect
 
 torch.set_num_threads(int(os.environ.get("THREADS", 1)))
@@ -65,11 +65,8 @@ models |= {f"clean{sd}": suspect(folder / f"clean_{arch}_{size}px_seed{sd}.pt") 
 models |= proxies
 
 # The benchmark's query choice: its first proxy's rise on the candidates.
-first = proxies[f"proxy{s.proxy_seeds[0]}"]
-scores = proxy_scores(first, owner, ctx.pool, target, cfg.query_gain)
-idx, _ = choose_queries(owner, ctx.pool, cfg, scores=scores)
-queries = [np.asarray(ctx.pool[int(i)], np.float32) for i in idx]
-print(f"{folder}: {len(idx)} queries of {len(boundary_candidates(len(ctx.pool), cfg.m, cfg.seed))} candidates; "
+queries = proxy_query_images(owner, proxies[f"proxy{s.proxy_seeds[0]}"], ctx)
+print(f"{folder}: {len(queries)} queries of {len(boundary_candidates(len(ctx.pool), cfg.m, cfg.seed))} candidates; "
       f"models {', '.join(models)}", flush=True)
 
 saved = dict(np.load(SAVE)) if SAVE.exists() else {}
