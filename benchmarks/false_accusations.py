@@ -6,9 +6,9 @@ X-Mark a generator trained from scratch with another key and seed, against the s
 -- the harder case for us), so ``n`` is keys x suspects; ``claims`` names each pair with
 ``p < alpha``. No row may reach it. With the key-specificity check on (``specificity``), Ind-T
 is also verified without it (``ind_t_no_check``, details only): how many claims the check refused.
-``by_check`` (X-Mark, details only) verifies the Malicious suspects with the owner's key, and every
-Ind-T pair, at each of the settings' ``check_angles``: what a narrower or wider check would claim,
-on the same models and queries.
+``by_check`` (X-Mark, details only) holds the Malicious suspects verified with the owner's key, and
+every Ind-T pair, with no check and at each of the settings' ``check_angles``: what a narrower or
+wider check would claim, on the same models and queries.
 """
 
 from __future__ import annotations
@@ -35,23 +35,31 @@ def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, dict[str, An
         others = [meth.independent(i) for i in range(s.n_ind_keys)]
         seeds = [s.suspect_seed(i) for i in range(s.malicious_seeds)]
         suspects = {seed: ctx.suspect(ctx.train(name, seed=seed)) for seed in seeds}
-        ind_t, unchecked = [], []
-        for malicious in suspects.values():  # suspect-major: rows [j * n_ind_keys + i] are suspect j, key i
-            for other in others:
-                ind_t.append(brief(ctx.verify(malicious, other, name)))
-                if s.specificity and hasattr(other, "turned"):  # the baselines have no key to turn
-                    unchecked.append(brief(ctx.verify(malicious, other, name, specificity=0.0)))
+        keyed = hasattr(getattr(meth.marker, "inner", meth.marker), "turned")  # the baselines have no key to turn
+        rows = ind_t_rows(ctx, name, suspects, others, keyed)
+        ind_t = rows[s.specificity]
         out[name] = {"ind_m": summarize(ind_m, s.alpha),
                      "ind_t": {**summarize(ind_t, s.alpha), "suspect_seeds": seeds, "claims": _claims(s, seeds, ind_t)}}
-        if unchecked:
-            out[name]["ind_t_no_check"] = summarize(unchecked, s.alpha)
+        if keyed and s.specificity:
+            out[name]["ind_t_no_check"] = summarize(rows[0.0], s.alpha)
         for k in out[name]:
             r = out[name][k]
             ctx.log(f"{name} {k}: n {r['n']}, min p {r['min_p']:.3g}, max dP {r['max_delta_p']:.3f}, "
                     f"share p<alpha {r['share_p_below_alpha']:.2f}")
-        if hasattr(getattr(meth.marker, "inner", meth.marker), "turned"):
-            out[name]["by_check"] = _by_check(ctx, name, meth.marker, suspects, others)
+        if keyed:
+            out[name]["by_check"] = by_check(ctx, name, meth.marker, suspects, rows)
     return out
+
+
+def ind_t_rows(ctx: BenchContext, name: str, suspects: dict[int, Any], others: list[MarkerLike],
+               keyed: bool) -> dict[float, list[dict[str, Any]]]:
+    """Every Ind-T pair verified (``brief``), by check angle: the run's ``specificity`` and, for a
+    method with a key carrier (``keyed``), also no check (0) and each of ``also_checks``. Rows are
+    suspect-major: ``[j * len(others) + i]`` is suspect j with key i."""
+    s = ctx.s
+    return {d: [brief(ctx.verify(sus, other, name, **({"specificity": d} if keyed else {})))
+                for sus in suspects.values() for other in others]
+            for d in (sorted({*s.check_angles, 0.0}) if keyed else [s.specificity])}
 
 
 def _claims(s: BenchSettings, seeds: list[int], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -61,21 +69,22 @@ def _claims(s: BenchSettings, seeds: list[int], rows: list[dict[str, Any]]) -> l
             for (seed, key), r in zip(pairs, rows) if r["p"] < s.alpha]
 
 
-def _by_check(ctx: BenchContext, name: str, owner: MarkerLike, suspects: dict[int, Any],
-              others: list[MarkerLike]) -> dict[str, dict[str, Any]]:
-    """Per check angle (``"25"``; ``"0"``: none): the Malicious suspects verified with the owner's
-    key (``owner``: claimed, and p and the turned marks' tests per seed) and every Ind-T pair
-    (``ind_t``: claimed, n and the claims); the same models and queries at each angle."""
+def by_check(ctx: BenchContext, name: str, owner: MarkerLike, suspects: dict[int, Any],
+             rows: dict[float, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per check angle of ``rows`` (``"25"``; ``"0"``: none): the Malicious ``suspects`` (by
+    seed) verified with the owner's key (``owner``: claimed, and p and the turned marks' tests per
+    seed), and the Ind-T pairs ``rows[angle]`` verified at that angle (``ind_t``: claimed, n, the
+    claims, and p and the turned marks' tests per pair); the same models and queries at each angle."""
     s, seeds = ctx.s, list(suspects)
     out: dict[str, dict[str, Any]] = {}
-    for d in s.check_angles:
+    for d, pairs in rows.items():
         own = [brief(ctx.verify(sus, owner, name, specificity=d)) for sus in suspects.values()]
-        rows = [brief(ctx.verify(sus, other, name, specificity=d)) for sus in suspects.values() for other in others]
-        claims = _claims(s, seeds, rows)
+        claims = _claims(s, seeds, pairs)
         out[f"{d:g}"] = {"owner": {"claimed": sum(r["p"] < s.alpha for r in own), "n": len(own),
                                    "p": [r["p"] for r in own], "p_turned": [r["p_turned"] for r in own],
                                    "suspect_seeds": seeds},
-                         "ind_t": {"claimed": len(claims), "n": len(rows), "claims": claims}}
-        ctx.log(f"{name} {f'check ±{d:g}°' if d else 'no check'}: owner claims {out[f'{d:g}']['owner']['claimed']} of {len(own)}, "
-                f"Ind-T claims {len(claims)} of {len(rows)}")
+                         "ind_t": {"claimed": len(claims), "n": len(pairs), "claims": claims,
+                                   "p": [r["p"] for r in pairs], "p_turned": [r["p_turned"] for r in pairs]}}
+        ctx.log(f"{name} {f'check ±{d:g}°' if d else 'no check'}: owner claims {out[f'{d:g}']['owner']['claimed']} "
+                f"of {len(own)}, Ind-T claims {len(claims)} of {len(pairs)}")
     return out

@@ -76,8 +76,8 @@ class BenchSettings:
         X-Mark's Malicious suspects (with the owner's key) and its Ind-T pairs with, besides
         ``specificity``: the same models and queries, reported side by side (``by_check``), since
         the angle trades owners claimed against the rival keys claimed (lab, 2026-12-06 (XVIII):
-        ±15° halves the rival zone and may lose owners; README, Results). ``[]``: the run's angle
-        only
+        ±15° halves the rival zone and may lose owners; README, Results). No check (0) is always
+        among them where ``specificity`` is set; ``[]``: those two only
     baselines : which of :data:`BASELINES` run beside X-Mark (all by default; ``[]`` runs
         X-Mark alone, e.g. to train more Malicious seeds in the time; the summary keeps every
         baseline's key, its values null where skipped)

@@ -283,6 +283,9 @@ def test_micro_run_verifies_owner_and_ind_t_at_every_check_angle(micro):
     assert by_c["20"]["owner"]["p_turned"][0] == pytest.approx(proto["xmark"]["malicious"]["p_turned"])
     assert by_c["0"]["owner"]["p_turned"] == [{}, {}]  # no check, no turned marks
     assert by_c["10"]["owner"]["p_turned"][0] != by_c["20"]["owner"]["p_turned"][0]  # each angle's own
+    assert by_c["20"]["ind_t"]["p"] == fa["xmark"]["ind_t"]["p"]
+    assert all(t == {} for t in by_c["0"]["ind_t"]["p_turned"])
+    assert by_c["10"]["ind_t"]["p_turned"] != by_c["20"]["ind_t"]["p_turned"]
     assert by_c["0"]["ind_t"]["claimed"] == round(fa["xmark"]["ind_t_no_check"]["share_p_below_alpha"] * n)
     # A check only adds tests (the claim's p is the largest): never a smaller p, never a new claim.
     unchecked = {(c["suspect_seed"], c["key"]) for c in by_c["0"]["ind_t"]["claims"]}
@@ -290,6 +293,7 @@ def test_micro_run_verifies_owner_and_ind_t_at_every_check_angle(micro):
         assert r["ind_t"]["n"] == n and r["owner"]["n"] == len(seeds) and r["owner"]["suspect_seeds"] == seeds
         assert r["owner"]["claimed"] == sum(q < settings.alpha for q in r["owner"]["p"])
         assert all(q >= q0 for q, q0 in zip(r["owner"]["p"], by_c["0"]["owner"]["p"]))
+        assert all(q >= q0 for q, q0 in zip(r["ind_t"]["p"], by_c["0"]["ind_t"]["p"], strict=True))
         assert {(c["suspect_seed"], c["key"]) for c in r["ind_t"]["claims"]} <= unchecked
     assert "| xmark | none | " in (out / "table.md").read_text()
 

@@ -9,7 +9,7 @@ benchmark's false_accusations part does, in JOBS worker processes, and keeps the
 ``generator_key{K}.pt`` (loaded, not trained again, when there). It then verifies every Malicious
 suspect in DIR and in the MORE folders with each key, as false_accusations does (the owner's proxy
 queries), and with the owner's key beside, at each check angle DS (default 0,15,20,25; 0 = no
-check), as the benchmark's ``also_checks`` does (``false_accusations._by_check``). Prints, per
+check), as the benchmark's ``also_checks`` does (``false_accusations.ind_t_rows`` and ``by_check``). Prints, per
 angle, the owners claimed and each Ind-T pair claimed.
 
     GEN='{"gate_area": 0.5, "eps": 0.0189}' PYTHONPATH=. python docs/lab/learnability/real_keys.py results/full_att6_models_gate05
@@ -26,7 +26,7 @@ import torch
 from kept import kept_malicious
 
 from benchmarks.context import CLEAN, BenchContext, Log, MemoMarker, model_file
-from benchmarks.false_accusations import _by_check
+from benchmarks.false_accusations import by_check, ind_t_rows
 from benchmarks.protocol import XMARK, prefetch_generators, train_xmark
 from benchmarks.settings import preset
 from xmark_core.generator.model import carrier_orientation, load_marker
@@ -65,7 +65,8 @@ def main() -> None:
     suspects = {int(x.name.rsplit("seed", 1)[1]): x for x in kept_malicious([folder, *more], s)}
     print(f"{len(suspects)} suspects (seeds {', '.join(map(str, suspects))}); keys "
           + ", ".join(f"{k} ({turn[k]:+.1f} deg)" for k in keys), flush=True)
-    for d, r in _by_check(ctx, XMARK, ctx.owners[XMARK], suspects, others).items():  # the benchmark's by_check
+    rows = ind_t_rows(ctx, XMARK, suspects, others, keyed=True)  # the benchmark's own verification
+    for d, r in by_check(ctx, XMARK, ctx.owners[XMARK], suspects, rows).items():
         o, it = r["owner"], r["ind_t"]
         print(f"check +/-{d}: owner claims {o['claimed']} of {o['n']} (p "
               + " ".join(f"{q:.2g}" for q in o["p"]) + f"); Ind-T claims {it['claimed']} of {it['n']}: "
