@@ -1,5 +1,6 @@
 """The models a benchmark run kept with ``--keep-models DIR``, as lab scripts load and attack them
-(shared by kept_suspects.py, proxy_centred_check.py and freq_tuning.py)."""
+(shared by kept_suspects.py, proxy_centred_check.py, freq_tuning.py, release_variant.py and
+real_keys.py)."""
 import re
 from pathlib import Path
 
@@ -14,11 +15,26 @@ from xmark_core.verify.protocol import choose_queries, proxy_scores
 from xmark_core.verify.suspects import TorchSuspect
 
 
-def kept_owner(folder: Path, s: BenchSettings) -> Marker:
-    """The run's owner marker: its surrogate (``clean_…_seed{s.seed}.pt``) and the owner key's
-    generator (``generator_key{s.owner_key}.pt``), whose pairing ``load_marker`` checks."""
+def kept_marker(folder: Path, s: BenchSettings, key: int) -> Marker:
+    """The marker of ``key``: the run's surrogate (``clean_…_seed{s.seed}.pt``) and the key's
+    generator (``generator_key{key}.pt``), whose pairing ``load_marker`` checks."""
     return load_marker(folder / model_file((CLEAN, s.arch, s.input_size, s.seed)),
-                       folder / f"generator_key{s.owner_key}.pt", device="cpu")
+                       folder / f"generator_key{key}.pt", device="cpu")
+
+
+def kept_owner(folder: Path, s: BenchSettings) -> Marker:
+    """The run's owner marker (:func:`kept_marker` of ``s.owner_key``)."""
+    return kept_marker(folder, s, s.owner_key)
+
+
+def preload(ctx: BenchContext, key: tuple, folders: list[Path]) -> bool:
+    """Put the classifier ``key`` (``(train_set, arch, size, seed)``) that the first of ``folders``
+    holding it kept into ``ctx``'s cache, so ``ctx.train`` returns it instead of training it;
+    False when none holds it."""
+    src = next((d for d in folders if (d / model_file(key)).exists()), None)
+    if src is not None:
+        ctx._keep(key, load_checkpoint(src / model_file(key), device="cpu").model, -1, 0.0)
+    return src is not None
 
 
 def kept_suspect(path: Path, classes: list[str]) -> TorchSuspect:

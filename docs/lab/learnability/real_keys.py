@@ -23,14 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from kept import kept_malicious
+from kept import kept_malicious, kept_marker, preload
 
-from benchmarks.context import CLEAN, BenchContext, Log, MemoMarker, model_file
+from benchmarks.context import CLEAN, BenchContext, Log, MemoMarker
 from benchmarks.false_accusations import by_check, ind_t_rows
 from benchmarks.protocol import XMARK, prefetch_generators, train_xmark
 from benchmarks.settings import preset
-from xmark_core.generator.model import carrier_orientation, load_marker
-from xmark_core.nets.checkpoint import load_checkpoint
+from xmark_core.generator.model import carrier_orientation
 
 
 def main() -> None:
@@ -43,10 +42,9 @@ def main() -> None:
                             jobs=int(os.environ.get("JOBS", 2)), threads=1)
     torch.set_num_threads(int(os.environ.get("THREADS", 2)))
     ctx = BenchContext.create(s, Log())  # no models_dir yet: re-saving the surrogate would change its hash
-    sur_file = folder / model_file((CLEAN, s.arch, s.input_size, s.seed))
     for sd in (s.seed, *s.proxy_seeds):  # the surrogate and the owner's proxies, as the run kept them
-        key = (CLEAN, s.arch, s.input_size, sd) if sd == s.seed else (XMARK, s.arch, s.input_size, sd)
-        ctx._keep(key, load_checkpoint(folder / model_file(key), device="cpu").model, -1, 0.0)
+        if not preload(ctx, (CLEAN if sd == s.seed else XMARK, s.arch, s.input_size, sd), [folder]):
+            raise SystemExit(f"{folder} holds no classifier of seed {sd} (the run's surrogate and proxies)")
     surrogate = ctx.train(CLEAN, seed=s.seed)
     ctx.set_selection(surrogate.model)
     ctx.models_dir = folder  # new generators are kept beside the surrogate they are paired with
@@ -54,7 +52,7 @@ def main() -> None:
     done = ctx.cache.setdefault("generators", {})
     for k in keys:
         if (folder / f"generator_key{k}.pt").exists():
-            done[k] = (load_marker(sur_file, folder / f"generator_key{k}.pt", device="cpu").generator, [])
+            done[k] = (kept_marker(folder, s, k).generator, [])
     if s.owner_key not in done:
         raise SystemExit(f"{folder} holds no generator_key{s.owner_key}.pt (the owner's)")
     prefetch_generators(ctx, surrogate, keys)

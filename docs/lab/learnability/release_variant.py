@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from kept import kept_owner
+from kept import kept_owner, preload
 
 from benchmarks.context import CLEAN, BenchContext, Log, brief, model_file
 from benchmarks.protocol import XMARK, xmark_method
@@ -51,9 +51,7 @@ def main() -> None:
     own = [out] + ([folder] if not overrides else [])
     for srcs, key in [([folder], (CLEAN, s.arch, s.input_size, s.seed))] + [
             (own, (XMARK, s.arch, s.input_size, sd)) for sd in (*seeds, *s.proxy_seeds)]:
-        src = next((d for d in srcs if (d / model_file(key)).exists()), None)
-        if src is not None:
-            ctx._keep(key, load_checkpoint(src / model_file(key), device="cpu").model, -1, 0.0)
+        preload(ctx, key, srcs)
     surrogate = ctx.train(CLEAN, seed=s.seed)
     ctx.set_selection(surrogate.model)
     # A generator this variant already trained (in OUT), or without GEN the run's own: loaded.
