@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +22,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmarks.reuse import digest, fingerprint, load_same, same_file
 from benchmarks.settings import BenchSettings
 from xmark_core.data.base import resize, to_arrays
 from xmark_core.data.phantom import PhantomDataset
 from xmark_core.embed import select_marked
-from xmark_core.nets.checkpoint import save_checkpoint
+from xmark_core.nets.checkpoint import LoadedModel, save_checkpoint
 from xmark_core.nets.train import TrainConfig, predict_proba, train_classifier
 from xmark_core.quality import psnr, ssim
 from xmark_core.verify.protocol import (
@@ -132,11 +133,12 @@ class Trained:
     accuracy: float  # on the held-out evaluation set, all classes
     seconds: float
     best_epoch: int
+    reused_from: str | None = None  # the kept checkpoint it was loaded from (--reuse-models)
 
     def spec(self) -> dict[str, Any]:
         return {"train_set": self.train_set, "arch": self.arch, "input_size": self.input_size,
                 "seed": self.seed, "accuracy": self.accuracy, "seconds": round(self.seconds, 2),
-                "best_epoch": self.best_epoch}
+                "best_epoch": self.best_epoch, "reused_from": self.reused_from}
 
 
 def brief(r: VerificationResult) -> dict[str, Any]:
@@ -171,12 +173,14 @@ class BenchContext:
     cache: dict[str, Any] = field(default_factory=dict)  # per-run memo of the parts
     owners: dict[str, MarkerLike] = field(default_factory=dict)  # method name -> its (memoised) marker
     models_dir: Path | None = None  # --keep-models: every trained model is also written here
+    reuse_dir: Path | None = None  # --reuse-models: kept models loaded instead of trained (benchmarks.reuse)
     _train_cache: dict[tuple, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, s: BenchSettings, log: Log, models_dir: str | Path | None = None) -> BenchContext:
+    def create(cls, s: BenchSettings, log: Log, models_dir: str | Path | None = None,
+               reuse_dir: str | Path | None = None) -> BenchContext:
         """Render the three phantom sets at the source resolution; ``models_dir``: see
-        :meth:`keep_model`."""
+        :meth:`keep_model`; ``reuse_dir``: see :meth:`reused`."""
 
         def render(n: int, seed: int, what: str) -> tuple[np.ndarray, np.ndarray]:
             ds = PhantomDataset(n, size=s.source_size, seed=seed)
@@ -195,7 +199,7 @@ class BenchContext:
             kept.mkdir(parents=True, exist_ok=True)
         return cls(s=s, log=log, X=X, y=y, X_eval=Xe, y_eval=ye, X_att=Xa, y_att=ya,
                    pool=[Xe[i] for i in pool_idx], pool_ids=[f"phantom-{s.seed + 1}-{i}" for i in pool_idx],
-                   models_dir=kept)
+                   models_dir=kept, reuse_dir=None if reuse_dir is None else Path(reuse_dir))
 
     # ------------------------------------------------------------------ releases
 
@@ -264,22 +268,61 @@ class BenchContext:
         train_set, arch, size, seed = key
         return f"{arch}@{size}px seed {seed} on {train_set}"
 
-    def _keep(self, key: tuple, model: nn.Module, best_epoch: int, seconds: float) -> Trained:
-        tr = Trained(model.eval(), key[0], key[1], key[2], key[3], 0.0, seconds, best_epoch)
+    def _keep(self, key: tuple, model: nn.Module, best_epoch: int, seconds: float,
+              reused_from: Path | None = None) -> Trained:
+        tr = Trained(model.eval(), key[0], key[1], key[2], key[3], 0.0, seconds, best_epoch,
+                     None if reused_from is None else str(reused_from))
         tr.accuracy = self.accuracy(self.suspect(tr))
-        self.log(f"train {self._name(key)}: accuracy {tr.accuracy:.4f} ({tr.seconds:.0f} s)")
+        how = "train" if reused_from is None else f"reuse {reused_from} as"
+        self.log(f"{how} {self._name(key)}: accuracy {tr.accuracy:.4f} ({tr.seconds:.0f} s)")
         self.models[key] = tr
         self.keep_model(model_file(key), lambda path: save_checkpoint(
             path, tr.model, kind="classifier", arch=tr.arch, arch_kwargs=tr.model.arch_kwargs,
             classes=self.s.classes, input_size=tr.input_size, config=self._train_config(key),
-            extra={"benchmark": tr.spec()}))
+            extra={"benchmark": tr.spec(), "fingerprint": self.fingerprint(key)}), reused_from)
         return tr
 
-    def keep_model(self, name: str, write: Callable[[Path], None]) -> None:
+    def data_digest(self, train_set: str, size: int) -> str:
+        """:func:`~benchmarks.reuse.digest` of a training set's images and labels (memoised)."""
+        memo = f"data_digest:{train_set}:{size}"
+        if memo not in self.cache:
+            self.cache[memo] = digest([self.train_images(train_set, size), self.y])
+        return self.cache[memo]
+
+    def fingerprint(self, key: tuple) -> str:
+        """What the classifier ``key`` is recognised by in a kept folder: its training data
+        and recipe (:mod:`benchmarks.reuse`)."""
+        recipe = {"kind": "classifier", "train": asdict(self._train_config(key)), "classes": self.s.classes}
+        return fingerprint(recipe, self.data_digest(key[0], key[2]))
+
+    def load_kept(self, name: str, want: Callable[[], str]) -> LoadedModel | None:
+        """:func:`~benchmarks.reuse.load_same` on ``reuse_dir``, each file refused at most once a
+        run (a part asks again for what another part trained)."""
+        refused = self.cache.setdefault("reuse_refused", set())
+        if name in refused:
+            return None
+        lm = load_same(self.reuse_dir, name, want, self.log)
+        if lm is None:
+            refused.add(name)
+        return lm
+
+    def reused(self, key: tuple) -> Trained | None:
+        """With ``reuse_dir`` (``--reuse-models``): the classifier ``key`` loaded from it when it
+        holds one with this run's :meth:`fingerprint` (then cached like a trained one), else None."""
+        lm = self.load_kept(model_file(key), lambda: self.fingerprint(key))
+        if lm is None:
+            return None
+        made = (lm.extra or {}).get("benchmark") or {}
+        return self._keep(key, lm.model, int(made.get("best_epoch", -1)), float(made.get("seconds", 0.0)),
+                          self.reuse_dir / model_file(key))
+
+    def keep_model(self, name: str, write: Callable[[Path], None], source: Path | None = None) -> None:
         """With ``models_dir`` (``--keep-models``), ``write`` a trained model to ``models_dir /
         name`` (atomically, as every checkpoint): lab work on a run's suspects then loads them
-        (``load_checkpoint``, ``load_marker``) instead of training them again."""
-        if self.models_dir is not None:
+        (``load_checkpoint``, ``load_marker``) instead of training them again, and a later run
+        reuses them (``--reuse-models``). ``source``: the file a reused model was loaded from;
+        nothing is written when that is the destination (a resumed run)."""
+        if self.models_dir is not None and not same_file(source, self.models_dir / name):
             write(self.models_dir / name)
 
     def train(self, train_set: str = CLEAN, size: int | None = None, arch: str | None = None,
@@ -291,6 +334,8 @@ class BenchContext:
         key = self._model_key(train_set, size, arch, seed)
         if key in self.models:
             return self.models[key]
+        if (tr := self.reused(key)) is not None:
+            return tr
         progress = self.log.progress(f"train {self._name(key)}", max(1, self.s.epochs // 4))
         return self._keep(key, *_fit_classifier(self.train_images(train_set, key[2]), self.y, self.s.classes,
                                                 self._train_config(key), progress))
@@ -305,7 +350,8 @@ class BenchContext:
         when it is first asked for. ``on_trained`` is called with each model as it finishes, so
         a part can verify and log it at once and a run stopped early keeps what it finished.
         """
-        todo = [k for k in dict.fromkeys(self._model_key(*spec) for spec in specs) if k not in self.models]
+        todo = [k for k in dict.fromkeys(self._model_key(*spec) for spec in specs)
+                if k not in self.models and self.reused(k) is None]
         if min(self.s.jobs, len(todo)) < 2:
             return
         self.log(f"training {len(todo)} models in {min(self.s.jobs, len(todo))} processes: "

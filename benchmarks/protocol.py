@@ -27,6 +27,7 @@ from benchmarks.context import (
     model_file,
     summarize,
 )
+from benchmarks.reuse import digest, fingerprint, weights_digest
 from benchmarks.settings import BASELINES
 from xmark_core.data.base import stratified_split
 from xmark_core.generator.model import Marker
@@ -98,17 +99,42 @@ def _log_generator(ctx: BenchContext, key: int, history: list[dict[str, float]])
             f"training PSNR {last.get('psnr', float('nan')):.2f} dB")
 
 
-def _keep_generator(ctx: BenchContext, key: int, cfg: GeneratorTrainConfig) -> None:
+def generator_fingerprint(ctx: BenchContext, surrogate: Trained, key: int) -> str:
+    """What ``key``'s generator is recognised by in a kept folder (:mod:`benchmarks.reuse`):
+    its recipe, its training data and saliency maps, and the surrogate's weights."""
+    if "generator_data_digest" not in ctx.cache:
+        ctx.cache["generator_data_digest"] = (digest(generator_data(ctx, surrogate)), weights_digest(surrogate.model))
+    recipe = {"kind": "generator", "train": dataclasses.asdict(generator_config(ctx, key)),
+              "target": ctx.s.target, "input_size": ctx.s.input_size}
+    return fingerprint(recipe, *ctx.cache["generator_data_digest"])
+
+
+def _keep_generator(ctx: BenchContext, surrogate: Trained, key: int, source: Path | None = None) -> None:
     """``generator_key{key}.pt`` in ``--keep-models``' folder (``load_marker`` reads it with
-    the surrogate's file, ``clean_{arch}_{size}px_seed{seed}.pt``)."""
+    the surrogate's file, ``clean_{arch}_{size}px_seed{seed}.pt``); ``source``: see
+    :meth:`BenchContext.keep_model`."""
     gen, history = ctx.cache["generators"][key]
-    res = GeneratorTrainResult(gen, history, cfg, ctx.s.target, ctx.s.input_size)
+    res = GeneratorTrainResult(gen, history, generator_config(ctx, key), ctx.s.target, ctx.s.input_size,
+                               extra={"fingerprint": generator_fingerprint(ctx, surrogate, key)})
 
     def write(path: Path) -> None:  # paired with the kept surrogate, which load_marker then checks
         sur = path.parent / model_file((CLEAN, ctx.s.arch, ctx.s.input_size, ctx.s.seed))
         save_generator(path, res, surrogate_sha256=sha256_file(sur) if sur.exists() else None, classes=ctx.s.classes)
 
-    ctx.keep_model(f"generator_key{key}.pt", write)
+    ctx.keep_model(f"generator_key{key}.pt", write, source)
+
+
+def _reuse_generator(ctx: BenchContext, surrogate: Trained, key: int) -> bool:
+    """With ``--reuse-models``: put ``key``'s kept generator into the run's cache when its
+    fingerprint is this run's (:func:`generator_fingerprint`); False when there is none."""
+    folder, name = ctx.reuse_dir, f"generator_key{key}.pt"
+    lm = ctx.load_kept(name, lambda: generator_fingerprint(ctx, surrogate, key))
+    if folder is None or lm is None:
+        return False
+    ctx.cache.setdefault("generators", {})[key] = (lm.model, list((lm.extra or {}).get("history") or []))
+    ctx.log(f"reuse {folder / name} as generator key {key}")
+    _keep_generator(ctx, surrogate, key, folder / name)
+    return True
 
 
 def prefetch_generators(ctx: BenchContext, surrogate: Trained, keys: Sequence[int]) -> None:
@@ -117,7 +143,7 @@ def prefetch_generators(ctx: BenchContext, surrogate: Trained, keys: Sequence[in
     nothing with ``jobs`` 1."""
     s = ctx.s
     done = ctx.cache.setdefault("generators", {})
-    todo = [k for k in dict.fromkeys(keys) if k not in done]
+    todo = [k for k in dict.fromkeys(keys) if k not in done and not _reuse_generator(ctx, surrogate, k)]
     if min(s.jobs, len(todo)) < 2:
         return
     X, y, sal = generator_data(ctx, surrogate)
@@ -127,7 +153,7 @@ def prefetch_generators(ctx: BenchContext, surrogate: Trained, keys: Sequence[in
     for i, (gen, history) in ctx.in_processes(calls):
         done[todo[i]] = (gen, history)
         _log_generator(ctx, todo[i], history)
-        _keep_generator(ctx, todo[i], generator_config(ctx, todo[i]))
+        _keep_generator(ctx, surrogate, todo[i])
 
 
 def train_xmark(ctx: BenchContext, surrogate: Trained, key: int) -> tuple[Marker, list[dict[str, float]]]:
@@ -136,13 +162,13 @@ def train_xmark(ctx: BenchContext, surrogate: Trained, key: int) -> tuple[Marker
     s = ctx.s
     cfg = generator_config(ctx, key)
     done = ctx.cache.setdefault("generators", {})
-    if key not in done:
+    if key not in done and not _reuse_generator(ctx, surrogate, key):
         X, y, sal = generator_data(ctx, surrogate)
         ctx.log(f"train generator key {key} on {len(X)} images at {s.input_size}px ({cfg.epochs} epochs)")
         done[key] = _fit_generator(surrogate.model, X, y, s.target, cfg, sal, s.input_size,
                                    ctx.log.progress(f"generator key {key}"))
         _log_generator(ctx, key, done[key][1])
-        _keep_generator(ctx, key, cfg)
+        _keep_generator(ctx, surrogate, key)
     generator, history = done[key]
     marker = Marker(surrogate=surrogate.model, generator=generator, input_size=s.input_size,
                     target=s.target, cam_method=cfg.cam_method, work_size=s.work_size)

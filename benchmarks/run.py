@@ -120,7 +120,8 @@ class StealthMarkPart:
 
 
 def run_benchmark(settings: BenchSettings, out: str | Path, parts: Sequence[str] = ALL_PARTS,
-                  log: Log | None = None, keep_models: str | Path | None = None) -> tuple[dict[str, Any], list[str]]:
+                  log: Log | None = None, keep_models: str | Path | None = None,
+                  reuse_models: str | Path | None = None) -> tuple[dict[str, Any], list[str]]:
     """Run the benchmark and write its files.
 
     Parameters
@@ -131,6 +132,9 @@ def run_benchmark(settings: BenchSettings, out: str | Path, parts: Sequence[str]
     log : progress sink (default: stderr)
     keep_models : folder to write every trained classifier and generator to, as it is
         trained (checkpoints ``load_checkpoint`` / ``load_marker`` read); results do not change
+    reuse_models : folder of kept models to load instead of training them where one was made
+        from this run's data and recipe (:mod:`benchmarks.reuse`); the same folder as
+        ``keep_models`` resumes a stopped run
 
     Returns
     -------
@@ -154,7 +158,7 @@ def run_benchmark(settings: BenchSettings, out: str | Path, parts: Sequence[str]
 
     stealthmark = StealthMarkPart(settings, out, log) if "stealthmark" in parts else None
     tp = time.perf_counter()
-    ctx = BenchContext.create(settings, log, keep_models)
+    ctx = BenchContext.create(settings, log, keep_models, reuse_models)
     seconds["data"] = time.perf_counter() - tp
     tp = time.perf_counter()
     methods, proto = protocol.run(ctx)
@@ -184,6 +188,7 @@ def run_benchmark(settings: BenchSettings, out: str | Path, parts: Sequence[str]
         "commit": commit, "dirty": dirty, "settings": settings.to_dict(), "parts": list(parts),
         "started_utc": started, "seconds_total": total, "seconds": seconds,
         "models": [tr.spec() for tr in ctx.models.values()],
+        "reuse_models": None if reuse_models is None else str(reuse_models),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "torch": torch.__version__, "numpy": np.__version__, "cpu_count": os.cpu_count(),
                     "cpu": _cpu_model(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -243,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.add_argument("--keep-models", metavar="DIR", default=None,
                    help="also write every trained classifier and generator to DIR (for lab work on the run's models)")
+    p.add_argument("--reuse-models", metavar="DIR", default=None,
+                   help="load the models a run kept in DIR instead of training them, where made from this run's "
+                        "data and recipe; the --keep-models folder of a stopped run resumes it")
     a = p.parse_args(argv)
     name = a.preset or ("quick" if a.quick else "full")
     overrides = _parse_set(a.set)
@@ -254,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["jobs"] = a.jobs
     settings = preset(name, **overrides)
     parts = [x.strip() for x in a.parts.split(",") if x.strip()]
-    summary, problems = run_benchmark(settings, a.out, parts, Log(quiet=a.quiet), a.keep_models)
+    summary, problems = run_benchmark(settings, a.out, parts, Log(quiet=a.quiet), a.keep_models, a.reuse_models)
     print(Path(a.out, "table.md").read_text(encoding="utf-8"))
     for msg in problems:
         print(f"problem: {msg}", file=sys.stderr)

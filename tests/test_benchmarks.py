@@ -370,6 +370,56 @@ def test_baselines_setting_runs_x_mark_alone_and_keeps_the_summary_shape(tmp_pat
         preset("micro", baselines=["patch"])
 
 
+def test_reuse_models_trains_nothing_the_folder_holds_and_repeats_the_run(tmp_path, monkeypatch):
+    """`--reuse-models` on a run's `--keep-models` folder loads every classifier and generator
+    instead of training it and gives the same numbers; a setting that changes the generator's
+    recipe retrains it and, since the release changes, the suspects trained on it, but reuses
+    the clean models; a file that is not a checkpoint is trained again, not trusted."""
+    import benchmarks.context as C
+    import benchmarks.protocol as P
+
+    torch.set_num_threads(1)
+    parts, kept = ["protocol", "false_accusations"], tmp_path / "models"
+    settings = preset("micro", baselines=[], malicious_seeds=1, n_ind_models=1)
+    first, problems = run_benchmark(settings, tmp_path / "a", parts, Log(quiet=True), kept)
+    assert problems == [] and first["xmark"]["malicious"]["p"] is not None
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained a model the folder holds")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(C, "_fit_classifier", no_training)
+        mp.setattr(P, "_fit_generator", no_training)
+        lines = io.StringIO()
+        second, problems = run_benchmark(settings, tmp_path / "b", parts, Log(stream=lines), kept, kept)
+    assert problems == [] and json.dumps(second) == json.dumps(first)
+    for detail in ("protocol.json", "false_accusations.json"):  # the same, but where each model came from
+        a, b = (json.loads((tmp_path / r / "details" / detail).read_text(),
+                           object_hook=lambda d: {k: v for k, v in d.items() if k != "reused_from"}) for r in "ab")
+        assert a["results"] == b["results"]
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert run["reuse_models"] == str(kept) and len(run["models"]) == 4  # surrogate, clean (reference, Ind-M), suspect, proxy
+    assert all(m["reused_from"] == str(kept / f"{m['train_set']}_{m['arch']}_{m['input_size']}px_seed{m['seed']}.pt")
+               for m in run["models"])
+    keys = [settings.owner_key] + [settings.key(i) for i in range(settings.n_ind_keys)]
+    assert all(f"reuse {kept / f'generator_key{k}.pt'} as generator key {k}" in lines.getvalue() for k in keys)
+
+    (kept / f"clean_smallcnn_32px_seed{settings.suspect_seed(0)}.pt").write_bytes(b"not a checkpoint")  # damaged
+    other = preset("micro", baselines=[], malicious_seeds=1, n_ind_models=1,
+                   gen_overrides={**settings.gen_overrides, "eps": 0.02})
+    lines = io.StringIO()
+    run_benchmark(other, tmp_path / "c", ["protocol"], Log(stream=lines), None, kept)
+    run = json.loads((tmp_path / "c" / "run.json").read_text())
+    reused = {(m["train_set"], m["seed"]): m["reused_from"] is not None for m in run["models"]}
+    assert reused == {("clean", settings.seed): True, ("clean", settings.suspect_seed(0)): False,
+                      ("xmark", settings.suspect_seed(0)): False, ("xmark", settings.proxy_seeds[0]): False}
+    log = lines.getvalue()
+    assert log.count(f"not reusing {kept / f'generator_key{settings.owner_key}.pt'}: made from other data") == 1
+    assert log.count(f"not reusing {kept / f'xmark_smallcnn_32px_seed{settings.suspect_seed(0)}.pt'}: made from") == 1
+    bad = kept / f"clean_smallcnn_32px_seed{settings.suspect_seed(0)}.pt"
+    assert log.count(f"not reusing a kept model: {bad}: not a PyTorch checkpoint") == 1  # refused once a run
+
+
 def test_brief_keeps_each_test_of_a_claim():
     from benchmarks.context import brief
 
