@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.context import CLEAN, BenchContext, brief, summarize
+from benchmarks.context import CLEAN, BenchContext, MemoMarker, brief, summarize
 from benchmarks.protocol import Method
 from benchmarks.settings import BenchSettings
 from xmark_core.verify.protocol import MarkerLike
@@ -32,6 +32,7 @@ def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, dict[str, An
         meth.prefetch(range(s.n_ind_keys))
     for name, meth in methods.items():
         ind_m = [brief(ctx.verify(ctx.suspect(c), meth.marker, name)) for c in clean]
+        ctx.log(f"{name} Ind-M: {len(ind_m)} clean models verified, claimed {sum(r['p'] < s.alpha for r in ind_m)}")
         others = [meth.independent(i) for i in range(s.n_ind_keys)]
         seeds = [s.suspect_seed(i) for i in range(s.malicious_seeds)]
         suspects = {seed: ctx.suspect(ctx.train(name, seed=seed)) for seed in seeds}
@@ -55,11 +56,22 @@ def ind_t_rows(ctx: BenchContext, name: str, suspects: dict[int, Any], others: l
                keyed: bool) -> dict[float, list[dict[str, Any]]]:
     """Every Ind-T pair verified (``brief``), by check angle: the run's ``specificity`` and, for a
     method with a key carrier (``keyed``), also no check (0) and each of ``also_checks``. Rows are
-    suspect-major: ``[j * len(others) + i]`` is suspect j with key i."""
+    suspect-major: ``[j * len(others) + i]`` is suspect j with key i.
+
+    The work goes key by key: each key's queries (and its turned marks') are marked once for all
+    suspects and angles, then dropped, so memory holds one key's marks at a time."""
     s = ctx.s
-    return {d: [brief(ctx.verify(sus, other, name, **({"specificity": d} if keyed else {})))
-                for sus in suspects.values() for other in others]
-            for d in (sorted({*s.check_angles, 0.0}) if keyed else [s.specificity])}
+    angles = sorted({*s.check_angles, 0.0}) if keyed else [s.specificity]
+    rows: dict[float, list[dict[str, Any]]] = {d: [{}] * (len(suspects) * len(others)) for d in angles}
+    for i, other in enumerate(others):
+        memo = MemoMarker(other)
+        for d in angles:
+            for j, sus in enumerate(suspects.values()):
+                rows[d][j * len(others) + i] = brief(ctx.verify(sus, memo, name, **({"specificity": d} if keyed else {})))
+        claimed = sum(rows[s.specificity][j * len(others) + i]["p"] < s.alpha for j in range(len(suspects)))
+        ctx.log(f"{name} Ind-T key {i + 1} of {len(others)}: verified on {len(suspects)} suspects at "
+                f"{len(angles)} check angles; {claimed} claimed with the run's settings")
+    return rows
 
 
 def _claims(s: BenchSettings, seeds: list[int], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
