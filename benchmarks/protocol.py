@@ -27,9 +27,10 @@ from benchmarks.context import (
     model_file,
     summarize,
 )
-from benchmarks.reuse import digest, fingerprint, weights_digest
+from benchmarks.reuse import digest, fingerprint
 from benchmarks.settings import BASELINES
 from xmark_core.data.base import stratified_split
+from xmark_core.embed import weights_sha256
 from xmark_core.generator.model import Marker
 from xmark_core.generator.train import (
     GeneratorTrainConfig,
@@ -103,7 +104,7 @@ def generator_fingerprint(ctx: BenchContext, surrogate: Trained, key: int) -> st
     """What ``key``'s generator is recognised by in a kept folder (:mod:`benchmarks.reuse`):
     its recipe, its training data and saliency maps, and the surrogate's weights."""
     if "generator_data_digest" not in ctx.cache:
-        ctx.cache["generator_data_digest"] = (digest(generator_data(ctx, surrogate)), weights_digest(surrogate.model))
+        ctx.cache["generator_data_digest"] = (digest(generator_data(ctx, surrogate)), weights_sha256(surrogate.model))
     recipe = {"kind": "generator", "train": dataclasses.asdict(generator_config(ctx, key)),
               "target": ctx.s.target, "input_size": ctx.s.input_size}
     return fingerprint(recipe, *ctx.cache["generator_data_digest"])

@@ -11,40 +11,26 @@ Passing a stopped run's ``--keep-models`` folder resumes it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch import nn
 
 from xmark_core.errors import CheckpointError
+from xmark_core.hashing import canonical_json, sha256_array, sha256_bytes
 from xmark_core.nets.checkpoint import LoadedModel, load_checkpoint
 
 
 def digest(arrays: Iterable[np.ndarray]) -> str:
-    """SHA-256 over the arrays' dtypes, shapes and values (C order), in turn."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape};".encode())
-        h.update(memoryview(a).cast("B"))
-    return h.hexdigest()
-
-
-def weights_digest(model: nn.Module) -> str:
-    """:func:`digest` of a module's state dict (names included), whatever its memory layout."""
-    state = model.state_dict()
-    names = np.frombuffer("\n".join(state).encode(), np.uint8)
-    return digest([names, *(t.detach().cpu().contiguous().numpy() for t in state.values())])
+    """SHA-256 over the arrays' own hashes (:func:`~xmark_core.hashing.sha256_array`: dtype,
+    shape and values, whatever the memory layout), in turn."""
+    return sha256_bytes(canonical_json([sha256_array(a) for a in arrays]))
 
 
 def fingerprint(recipe: dict[str, Any], *digests: str) -> str:
-    """What a kept model is recognised by: its recipe (JSON, keys sorted) and data digests."""
-    text = json.dumps(recipe, sort_keys=True, default=str) + "|" + "|".join(digests)
-    return hashlib.sha256(text.encode()).hexdigest()
+    """What a kept model is recognised by: its recipe and its data's digests (canonical JSON)."""
+    return sha256_bytes(canonical_json({"recipe": recipe, "data": list(digests)}))
 
 
 def load_same(folder: Path | None, name: str, want: Callable[[], str],
