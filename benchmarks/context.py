@@ -314,7 +314,7 @@ class BenchContext:
             return None
         made = (lm.extra or {}).get("benchmark") or {}
         return self._keep(key, lm.model, int(made.get("best_epoch", -1)), float(made.get("seconds", 0.0)),
-                          self.reuse_dir / model_file(key))
+                          Path(str(lm.path)))
 
     def keep_model(self, name: str, write: Callable[[Path], None], source: Path | None = None) -> None:
         """With ``models_dir`` (``--keep-models``), ``write`` a trained model to ``models_dir /

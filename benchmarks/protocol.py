@@ -114,11 +114,10 @@ def _keep_generator(ctx: BenchContext, surrogate: Trained, key: int, source: Pat
     """``generator_key{key}.pt`` in ``--keep-models``' folder (``load_marker`` reads it with
     the surrogate's file, ``clean_{arch}_{size}px_seed{seed}.pt``); ``source``: see
     :meth:`BenchContext.keep_model`."""
-    gen, history = ctx.cache["generators"][key]
-    res = GeneratorTrainResult(gen, history, generator_config(ctx, key), ctx.s.target, ctx.s.input_size,
-                               extra={"fingerprint": generator_fingerprint(ctx, surrogate, key)})
-
     def write(path: Path) -> None:  # paired with the kept surrogate, which load_marker then checks
+        gen, history = ctx.cache["generators"][key]
+        res = GeneratorTrainResult(gen, history, generator_config(ctx, key), ctx.s.target, ctx.s.input_size,
+                                   extra={"fingerprint": generator_fingerprint(ctx, surrogate, key)})
         sur = path.parent / model_file((CLEAN, ctx.s.arch, ctx.s.input_size, ctx.s.seed))
         save_generator(path, res, surrogate_sha256=sha256_file(sur) if sur.exists() else None, classes=ctx.s.classes)
 
@@ -128,13 +127,12 @@ def _keep_generator(ctx: BenchContext, surrogate: Trained, key: int, source: Pat
 def _reuse_generator(ctx: BenchContext, surrogate: Trained, key: int) -> bool:
     """With ``--reuse-models``: put ``key``'s kept generator into the run's cache when its
     fingerprint is this run's (:func:`generator_fingerprint`); False when there is none."""
-    folder, name = ctx.reuse_dir, f"generator_key{key}.pt"
-    lm = ctx.load_kept(name, lambda: generator_fingerprint(ctx, surrogate, key))
-    if folder is None or lm is None:
+    lm = ctx.load_kept(f"generator_key{key}.pt", lambda: generator_fingerprint(ctx, surrogate, key))
+    if lm is None:
         return False
     ctx.cache.setdefault("generators", {})[key] = (lm.model, list((lm.extra or {}).get("history") or []))
-    ctx.log(f"reuse {folder / name} as generator key {key}")
-    _keep_generator(ctx, surrogate, key, folder / name)
+    ctx.log(f"reuse {lm.path} as generator key {key}")
+    _keep_generator(ctx, surrogate, key, Path(str(lm.path)))
     return True
 
 
