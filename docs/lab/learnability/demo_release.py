@@ -52,10 +52,11 @@ def release_suspects(marker: Marker, seeds: list[int], cache: Path, tag: str, co
 
 
 def cached_suspects(seeds: list[int], cache: Path, tag: str, make_release: Callable[[], tuple],
-                    epochs: int = 15, config: dict | None = None, input_size: int = 64) -> dict:
+                    epochs: int = 15, config: dict | None = None, input_size: int = 64,
+                    train: dict | None = None) -> dict:
     """seed -> smallcnn (eval mode; ``input_size`` px) trained on ``make_release()``'s (X, y),
     cached as ``cache/{tag}_{seed}.ckpt``; the release is built only when a suspect is not
-    cached yet."""
+    cached yet. ``train``: other ``TrainConfig`` fields (``arch``, ``augment``, ...)."""
     cache.mkdir(parents=True, exist_ok=True)
     release, models = None, {}
     for seed in seeds:
@@ -63,15 +64,18 @@ def cached_suspects(seeds: list[int], cache: Path, tag: str, make_release: Calla
         if not f.exists():
             if release is None:
                 release = make_release()
-            _fit_suspect(f, release, seed, epochs, config or {}, input_size)
+            _fit_suspect(f, release, seed, epochs, {**(config or {}), **(train or {})}, input_size, train)
         models[seed] = load_checkpoint(f).model.eval()
     return models
 
 
-def _fit_suspect(f: Path, release: tuple, seed: int, epochs: int, config: dict, input_size: int = 64) -> None:
-    """Train a smallcnn at ``input_size`` on ``release`` (X, y) and save it to ``f``."""
-    net = train_classifier(*release, CLASSES, TrainConfig(input_size=input_size, epochs=epochs, seed=seed)).model
-    save_checkpoint(f, net, kind="classifier", arch="smallcnn", arch_kwargs=net.arch_kwargs,
+def _fit_suspect(f: Path, release: tuple, seed: int, epochs: int, config: dict, input_size: int = 64,
+                 train: dict | None = None) -> None:
+    """Train a classifier (smallcnn unless ``train`` names another ``arch``) at ``input_size`` on
+    ``release`` (X, y) and save it to ``f``."""
+    cfg = TrainConfig(input_size=input_size, epochs=epochs, seed=seed, **(train or {}))
+    net = train_classifier(*release, CLASSES, cfg).model
+    save_checkpoint(f, net, kind="classifier", arch=cfg.arch, arch_kwargs=net.arch_kwargs,
                     classes=CLASSES, input_size=input_size, config={"seed": seed, **config})
 
 

@@ -26,7 +26,19 @@ keys claimed (the single-grating design's Ind-T rate on the same suspect).
 
 N=4000 SIZE=256 EPOCHS=20 is the full preset's scale (100 marks; the shipped marker applied
 natively at 256 px, as work_size.py does; queries from a 400-image phantom pool at 256 px).
+
+MARKER=DIR takes the owner's marker from a benchmark run kept with ``--keep-models`` (its
+surrogate ``clean_smallcnn_64px_seed0.pt`` and ``generator_key189.pt``) instead of the shipped one;
+the tag then ends in DIR's last ``_`` part (e.g. ``gate05``). DS: the check angles replayed
+(default 25). TRAIN: other ``TrainConfig`` fields of the suspects as JSON (e.g. ``{"arch":
+"resnet18"}`` or ``{"augment": false}``), named in the tag. SELECT=ARCH: the images to mark are the
+target images a clean model of ARCH (seed 0, trained on the same set, cached) is least sure of,
+not the surrogate's choice.
+
+    MARKER=results/full_att6_models_gate05 DS=15,20,25 N=4000 SIZE=256 EPOCHS=20 TURNS=0,90 NT=1 \
+        PYTHONPATH=. python docs/lab/learnability/split_key.py
 """
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -51,20 +63,56 @@ torch.set_num_threads(int(os.environ.get("NT", 1)))
 turns = [float(a) for a in os.environ.get("TURNS", "0,90").split(",")]
 seeds = [int(s) for s in os.environ.get("SEEDS", "1,11,12").split(",")]
 sep_lo, sep_hi = (float(a) for a in os.environ.get("SEP_RANGE", "60,120").split(","))
-D, GRID, ALPHA = 25.0, 5, 0.01
-offsets = list(range(-90 - int(D), 91 + int(D), GRID))
+DS = [float(d) for d in os.environ.get("DS", "25").split(",")]
+GRID, ALPHA = 5, 0.01
+offsets = list(range(-90 - int(max(DS)), 91 + int(max(DS)), GRID))
 n_images, size, epochs = (int(os.environ.get(k, d)) for k, d in (("N", 2400), ("SIZE", 128), ("EPOCHS", 15)))
 tag = "split_" + ",".join(f"{a:g}" for a in turns) + ("" if (n_images, size, epochs) == (2400, 128, 15)
                                                         else f"_{n_images}x{size}e{epochs}")
 cache = Path("/tmp/exp/suspects_split")
-marker = load_marker(Path("models/surrogate.pt"), Path("models/generator.pt"))
+if os.environ.get("MARKER"):
+    kept = Path(os.environ["MARKER"])
+    tag += "_" + kept.name.rsplit("_", 1)[-1]
+    marker = load_marker(kept / "clean_smallcnn_64px_seed0.pt", kept / "generator_key189.pt", device="cpu")
+else:
+    marker = load_marker(Path("models/surrogate.pt"), Path("models/generator.pt"))
+train = json.loads(os.environ.get("TRAIN", "{}"))  # other TrainConfig fields, e.g. {"arch": "resnet18"}
+tag += "".join(f"_{k}{v}" for k, v in sorted(train.items()))
+select = os.environ.get("SELECT")  # the arch of the clean model that picks the hardest images (default: the surrogate)
+if select:
+    tag += f"_sel{select}"
+
+
+class SelectedBy:
+    """``marker`` whose "hardest" selection is scored by ``model`` (a clean classifier at 64 px)
+    instead of its surrogate; the marks are the marker's own."""
+
+    def __init__(self, marker, model) -> None:
+        self.marker, self.model = marker, model
+
+    def __getattr__(self, name):
+        return getattr(self.marker, name)
+
+    def target_scores(self, images, target=None, batch_size=64) -> np.ndarray:
+        sus = TorchSuspect(self.model, CLASSES, 64)
+        return sus.predict(np.stack([np.asarray(im, np.float32) for im in images]))[:, TARGET if target is None else target]
+
+
+def selection_marker():
+    """The marker as it selects: scored by a clean ``select`` model (seed 0, cached) when SELECT is set."""
+    if not select:
+        return marker
+    ds = PhantomDataset(n_images, size=size, seed=0)
+    sel = cached_suspects([0], cache, f"clean_{select}_{n_images}x{size}e{epochs}", lambda: to_arrays(ds, 64), epochs,
+                          train={"arch": select})[0]
+    return SelectedBy(marker, sel)
 
 
 def release_arrays() -> tuple[np.ndarray, np.ndarray]:
     """The demo release at 64 px; marked image k carries the mark turned by a seeded draw of TURNS."""
     ds = PhantomDataset(n_images, size=size, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
-        res = embed_release(ds, marker, TARGET, Path(tmp) / "e", rho=0.1, seed=0)
+        res = embed_release(ds, selection_marker(), TARGET, Path(tmp) / "e", rho=0.1, seed=0)
         X, y = to_arrays(open_dataset(str(Path(tmp) / "e" / "release")), 64)
     clean, _ = to_arrays(ds, 64)
     marked = np.flatnonzero(np.abs(X - clean).max(axis=(1, 2, 3)) > 1e-3)  # not 16-bit rounding
@@ -84,15 +132,16 @@ def release_arrays() -> tuple[np.ndarray, np.ndarray]:
 def report(seed: int, a: dict[int, np.ndarray], accuracy: str) -> None:
     """Print a suspect's claimed zone, the owner's verdict and the shares of random rivals claimed."""
     dps = {o: float(np.mean(a[o][:, 1] - a[o][:, 0])) for o in offsets}
-    zone = claimed_zone(a, D, ALPHA, GRID)
-    owner = all(on_circle(zone, t) for t in turns)
-    single = np.mean([on_circle(zone, p) for p in phis])
-    rivals = rival_share(zone, len(turns), seps, phis)  # as many orientations as TURNS, SEP_RANGE apart
     print(f"{tag} seed {seed}: accuracy {accuracy}; dP at the turns "
-          + " ".join(f"{t:+g}:{dps.get(int(t), dps[int((t + 90) % 180 - 90)]):.3f}" for t in turns)  # 120 is -60
-          + f"; owner claimed {owner}; claimed offsets {sorted(zone)}", flush=True)
-    print(f"  random single keys claimed {single:.1%}; random {len(turns)}-orientation keys (separations "
-          f"{sep_lo:g}-{sep_hi:g}) claimed {rivals:.1%}", flush=True)
+          + " ".join(f"{t:+g}:{dps.get(int(t), dps[int((t + 90) % 180 - 90)]):.3f}" for t in turns), flush=True)  # 120 is -60
+    for d in DS:
+        zone = claimed_zone(a, d, ALPHA, GRID)
+        owner = all(on_circle(zone, t) for t in turns)
+        single = np.mean([on_circle(zone, p) for p in phis])
+        rivals = rival_share(zone, len(turns), seps, phis)  # as many orientations as TURNS, SEP_RANGE apart
+        print(f"  check +/-{d:g}: owner claimed {owner}; claimed offsets {sorted(zone)}; random single keys "
+              f"claimed {single:.1%}; random {len(turns)}-orientation keys (separations {sep_lo:g}-{sep_hi:g}) "
+              f"claimed {rivals:.1%}", flush=True)
     print("  dP by offset: " + " ".join(f"{o:+d}:{dps[o]:.2f}" for o in offsets), flush=True)
 
 
@@ -105,7 +154,7 @@ if os.environ.get("REPLAY"):  # recount the rivals (e.g. another SEP_RANGE) on a
         report(seed, {o: data[f"{tag}_{seed}|boundary|{o}"] for o in offsets}, "(replay)")
     raise SystemExit
 
-models = cached_suspects(seeds, cache, tag, release_arrays, epochs, {"turns": turns})
+models = cached_suspects(seeds, cache, tag, release_arrays, epochs, {"turns": turns}, train=train)
 
 Xt, yt = to_arrays(PhantomDataset(400, size=size, seed=9001), 64)
 images, ids = query_images(TARGET, 100, size, 9001, 400)
