@@ -54,7 +54,8 @@ def release_suspects(marker: Marker, seeds: list[int], cache: Path, tag: str, co
 def cached_suspects(seeds: list[int], cache: Path, tag: str, make_release: Callable[[], tuple],
                     epochs: int = 15, config: dict | None = None, input_size: int = 64,
                     train: dict | None = None) -> dict:
-    """seed -> smallcnn (eval mode; ``input_size`` px) trained on ``make_release()``'s (X, y),
+    """seed -> classifier (eval mode; ``input_size`` px; a smallcnn unless ``train`` names another
+    ``arch``) trained on ``make_release()``'s (X, y),
     cached as ``cache/{tag}_{seed}.ckpt``; the release is built only when a suspect is not
     cached yet. ``train``: other ``TrainConfig`` fields (``arch``, ``augment``, ...)."""
     cache.mkdir(parents=True, exist_ok=True)
