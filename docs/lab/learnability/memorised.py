@@ -8,7 +8,10 @@ the owner's surrogate finds as hard as the ones it chose to mark (its lowest 10 
 learned the mark as the feature that explains those hard images loses them without it; one that
 can tell them from their anatomy keeps them, and then also gets the held-out hard ones right.
 
-    MARKER=results/full_att6_models_gate05 PYTHONPATH=. python docs/lab/learnability/memorised.py \
+SELECT=ARCH also compares the choice of images to mark: the surrogate's hardest 100 target
+images against those of the clean ARCH model ``split_key.py SELECT=ARCH`` trained (cached).
+
+    MARKER=results/full_att6_models_gate05 PYTHONPATH=docs/lab/learnability:. python docs/lab/learnability/memorised.py \
         split_0_4000x256e20_gate05 split_0_4000x256e20_gate05_archresnet18 ...   # tags; seeds from SEEDS
 """
 import os
@@ -44,6 +47,15 @@ Xh, yh = to_arrays(held, 64)
 ht = np.flatnonzero(yh == TARGET)
 hard = ht[np.argsort(marker.target_scores(Xh[ht, 0]))[: len(ht) // 10]]  # the surrogate's hardest 10 %
 print(f"{len(marked)} marked, {len(others)} other target images; {len(hard)} held-out hard ones", flush=True)
+if os.environ.get("SELECT"):
+    sel = load_checkpoint(Path("/tmp/exp/suspects_split") / f"clean_{os.environ['SELECT']}_4000x256e20_0.ckpt").model.eval()
+    ti = np.flatnonzero(y == TARGET)
+    by_sur = marker.target_scores(clean[ti, 0])
+    by_sel = TorchSuspect(sel, CLASSES, 64).predict(clean[ti, 0])[:, TARGET]
+    n = len(marked)
+    print(f"hardest {n} target images: the surrogate's (P {np.sort(by_sur)[:n].mean():.3f} on average) and the clean "
+          f"{os.environ['SELECT']}'s (P {np.sort(by_sel)[:n].mean():.3f}) share "
+          f"{len(set(np.argsort(by_sur)[:n]) & set(np.argsort(by_sel)[:n]))}", flush=True)
 for tag in sys.argv[1:]:
     for seed in seeds:
         f = Path("/tmp/exp/suspects_split") / f"{tag}_{seed}.ckpt"
