@@ -129,11 +129,17 @@ def release_arrays() -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
+def grid_offset(t: float) -> int:
+    """The sweep's offset nearest to turn ``t`` (on the 5-degree grid, within +/-90: 120 is -60)."""
+    return int(round(((t + 90) % 180 - 90) / GRID) * GRID)
+
+
 def report(seed: int, a: dict[int, np.ndarray], accuracy: str) -> None:
     """Print a suspect's claimed zone, the owner's verdict and the shares of random rivals claimed."""
     dps = {o: float(np.mean(a[o][:, 1] - a[o][:, 0])) for o in offsets}
     print(f"{tag} seed {seed}: accuracy {accuracy}; dP at the turns "
-          + " ".join(f"{t:+g}:{dps.get(int(t), dps[int((t + 90) % 180 - 90)]):.3f}" for t in turns), flush=True)  # 120 is -60
+          + " ".join(f"{t:+g}:{dps[t] if t in dps else dps[grid_offset(t)]:.3f}"
+                     for t in turns), flush=True)
     for d in DS:
         zone = claimed_zone(a, d, ALPHA, GRID)
         owner = all(on_circle(zone, t) for t in turns)
