@@ -41,10 +41,8 @@ def release_suspects(marker: Marker, seeds: list[int], cache: Path, tag: str, co
         f = cache / f"{tag}_{seed}.ckpt"
         if not f.exists():
             if release is None:
-                with tempfile.TemporaryDirectory() as tmp:
-                    res = embed_release(PhantomDataset(2400, size=128, seed=0), marker, TARGET, Path(tmp) / "e",
-                                        rho=0.1, seed=0)
-                    release = to_arrays(open_dataset(str(Path(tmp) / "e" / "release")), 64)
+                X, y, _, _, res = marked_release(PhantomDataset(2400, size=128, seed=0), marker)
+                release = (X, y)
                 print(f"{tag}: {res.n_marked} marked, PSNR {res.psnr_mean:.2f} dB, SSIM {res.ssim_mean:.4f}",
                       flush=True)
             _fit_suspect(f, release, seed, 15, config)
@@ -65,7 +63,7 @@ def cached_suspects(seeds: list[int], cache: Path, tag: str, make_release: Calla
         if not f.exists():
             if release is None:
                 release = make_release()
-            _fit_suspect(f, release, seed, epochs, {**(config or {}), **(train or {})}, input_size, train)
+            _fit_suspect(f, release, seed, epochs, config or {}, input_size, train)
         models[seed] = load_checkpoint(f).model.eval()
     return models
 
@@ -77,7 +75,7 @@ def _fit_suspect(f: Path, release: tuple, seed: int, epochs: int, config: dict, 
     cfg = TrainConfig(input_size=input_size, epochs=epochs, seed=seed, **(train or {}))
     net = train_classifier(*release, CLASSES, cfg).model
     save_checkpoint(f, net, kind="classifier", arch=cfg.arch, arch_kwargs=net.arch_kwargs,
-                    classes=CLASSES, input_size=input_size, config={"seed": seed, **config})
+                    classes=CLASSES, input_size=input_size, config={"seed": seed, **config, **(train or {})})
 
 
 def turned_release_image(marker: Marker, image: np.ndarray, degrees: float) -> tuple[np.ndarray, float]:
@@ -85,3 +83,15 @@ def turned_release_image(marker: Marker, image: np.ndarray, degrees: float) -> t
     release file would be, at 64 px; and the stored mark's PSNR (dB)."""
     stored = (np.round(marker.turned(degrees).mark(image) * 65535.0) / 65535.0).astype(np.float32)
     return resize(stored, 64), psnr(image, stored)
+
+
+def marked_release(ds, marker) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, object]:
+    """``ds`` released with ``marker`` (rho 0.1, seed 0, hardest first by its ``target_scores``),
+    at 64 px: (released X, y, clean X, indices of the marked images, the ``EmbedResult``)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        res = embed_release(ds, marker, TARGET, Path(tmp) / "e", rho=0.1, seed=0)
+        X, y = to_arrays(open_dataset(str(Path(tmp) / "e" / "release")), 64)
+    clean, _ = to_arrays(ds, 64)
+    marked = np.flatnonzero(np.abs(X - clean).max(axis=(1, 2, 3)) > 1e-3)  # not 16-bit rounding
+    assert len(marked) == res.n_marked, (len(marked), res.n_marked)
+    return X, y, clean, marked, res

@@ -16,17 +16,14 @@ images against those of the clean ARCH model ``split_key.py SELECT=ARCH`` traine
 """
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from demo_release import CLASSES, TARGET
+from demo_release import CLASSES, TARGET, marked_release
 
 from xmark_core.data.base import to_arrays
-from xmark_core.data.open import open_dataset
 from xmark_core.data.phantom import PhantomDataset
-from xmark_core.embed import embed_release
 from xmark_core.generator.model import load_marker
 from xmark_core.nets.checkpoint import load_checkpoint
 from xmark_core.verify.suspects import TorchSuspect
@@ -36,11 +33,7 @@ kept = Path(os.environ.get("MARKER", "results/full_att6_models_gate05"))
 seeds = [int(s) for s in os.environ.get("SEEDS", "1,11,12").split(",")]
 marker = load_marker(kept / "clean_smallcnn_64px_seed0.pt", kept / "generator_key189.pt", device="cpu")
 ds = PhantomDataset(4000, size=256, seed=0)
-with tempfile.TemporaryDirectory() as tmp:
-    embed_release(ds, marker, TARGET, Path(tmp) / "e", rho=0.1, seed=0)
-    X, y = to_arrays(open_dataset(str(Path(tmp) / "e" / "release")), 64)
-clean, _ = to_arrays(ds, 64)
-marked = np.flatnonzero(np.abs(X - clean).max(axis=(1, 2, 3)) > 1e-3)
+X, y, clean, marked, _ = marked_release(ds, marker)
 others = np.setdiff1d(np.flatnonzero(y == TARGET), marked)
 held = PhantomDataset(2000, size=256, seed=4242)
 Xh, yh = to_arrays(held, 64)

@@ -1,4 +1,4 @@
-"""Why suspects answer a mark most 5-10 degrees off its key (lab; repo root; seconds, no training).
+"""Is the mark bent, or the anatomy uneven, where suspects answer 5-15 degrees off the key? (lab; repo root; seconds)
 
 Two spectra at the carrier's frequency band:
 
@@ -7,9 +7,10 @@ Two spectra at the carrier's frequency band:
    mark's strongest Fourier bin and the energy-weighted mean orientation of its top 0.5 %. If the
    generator or the resize bent the grating, it would show here.
 2. the anatomy: mean power of 200 phantoms (at 64 px) between 8.5 and 13 cycles per side (the
-   carrier's 10.7), by wave-vector orientation in 10-degree sectors. A suspect that learns the mark
-   as a detector of it *against* the anatomy (a whitened matched filter) tunes away from the
-   orientations where the anatomy is strong.
+   carrier's 10.7), by wave-vector orientation in 10-degree sectors. The guess it served: a suspect
+   that learns the mark as a detector *against* the anatomy (a whitened matched filter) tunes away
+   from the orientations where the anatomy is strong. It failed its test (lab README, 2026-12-06
+   (XX): a carrier at 21.8 degrees is answered most at its own orientation, not above it).
 
     PYTHONPATH=. python docs/lab/learnability/peak_shift.py [KEPT_DIR]   # default results/full_att6_models_gate05
 """

@@ -40,20 +40,17 @@ not the surrogate's choice.
 """
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from check_replay import claimed_zone, on_circle, rival_share
-from demo_release import CLASSES, TARGET, cached_suspects, turned_release_image
+from demo_release import CLASSES, TARGET, cached_suspects, marked_release, turned_release_image
 
 from benchmarks.context import MemoMarker
 from xmark_core.app_support.demo import query_images
 from xmark_core.data.base import to_arrays
-from xmark_core.data.open import open_dataset
 from xmark_core.data.phantom import PhantomDataset
-from xmark_core.embed import embed_release
 from xmark_core.generator.model import load_marker
 from xmark_core.nets.train import evaluate
 from xmark_core.verify.protocol import VerifyConfig, run_verification
@@ -111,12 +108,7 @@ def selection_marker():
 def release_arrays() -> tuple[np.ndarray, np.ndarray]:
     """The demo release at 64 px; marked image k carries the mark turned by a seeded draw of TURNS."""
     ds = PhantomDataset(n_images, size=size, seed=0)
-    with tempfile.TemporaryDirectory() as tmp:
-        res = embed_release(ds, selection_marker(), TARGET, Path(tmp) / "e", rho=0.1, seed=0)
-        X, y = to_arrays(open_dataset(str(Path(tmp) / "e" / "release")), 64)
-    clean, _ = to_arrays(ds, 64)
-    marked = np.flatnonzero(np.abs(X - clean).max(axis=(1, 2, 3)) > 1e-3)  # not 16-bit rounding
-    assert len(marked) == res.n_marked, (len(marked), res.n_marked)
+    X, y, _, marked, res = marked_release(ds, selection_marker())
     which = np.random.default_rng(7).permutation(np.arange(len(marked)) % len(turns))
     psnr = []
     for i, k in zip(marked, which):
