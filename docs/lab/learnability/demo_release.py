@@ -15,6 +15,7 @@ from xmark_core.generator.train import GeneratorTrainConfig, save_generator, tra
 from xmark_core.nets.checkpoint import load_checkpoint, save_checkpoint
 from xmark_core.nets.train import TrainConfig, train_classifier
 from xmark_core.quality import psnr
+from xmark_core.verify.suspects import TorchSuspect
 
 CLASSES = list(FINDINGS)
 TARGET = CLASSES.index("Cardiomegaly")
@@ -78,20 +79,48 @@ def _fit_suspect(f: Path, release: tuple, seed: int, epochs: int, config: dict, 
                     classes=CLASSES, input_size=input_size, config={"seed": seed, **config, **(train or {})})
 
 
-def turned_release_image(marker: Marker, image: np.ndarray, degrees: float) -> tuple[np.ndarray, float]:
+def turned_release_image(marker: Marker, image: np.ndarray, degrees: float,
+                         side: int = 64) -> tuple[np.ndarray, float]:
     """``image`` marked with ``marker``'s carrier turned by ``degrees``, stored as a 16-bit
-    release file would be, at 64 px; and the stored mark's PSNR (dB)."""
+    release file would be, at ``side`` px; and the stored mark's PSNR (dB)."""
     stored = (np.round(marker.turned(degrees).mark(image) * 65535.0) / 65535.0).astype(np.float32)
-    return resize(stored, 64), psnr(image, stored)
+    return resize(stored, side), psnr(image, stored)
 
 
-def marked_release(ds, marker) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, object]:
+def marked_release(ds, marker, side: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, object]:
     """``ds`` released with ``marker`` (rho 0.1, seed 0, hardest first by its ``target_scores``),
-    at 64 px: (released X, y, clean X, indices of the marked images, the ``EmbedResult``)."""
+    at ``side`` px: (released X, y, clean X, indices of the marked images, the ``EmbedResult``)."""
     with tempfile.TemporaryDirectory() as tmp:
         res = embed_release(ds, marker, TARGET, Path(tmp) / "e", rho=0.1, seed=0)
-        X, y = to_arrays(open_dataset(str(Path(tmp) / "e" / "release")), 64)
-    clean, _ = to_arrays(ds, 64)
+        X, y = to_arrays(open_dataset(str(Path(tmp) / "e" / "release")), side)
+    clean, _ = to_arrays(ds, side)
     marked = np.flatnonzero(np.abs(X - clean).max(axis=(1, 2, 3)) > 1e-3)  # not 16-bit rounding
     assert len(marked) == res.n_marked, (len(marked), res.n_marked)
     return X, y, clean, marked, res
+
+
+class SelectedBy:
+    """``marker`` whose "hardest" selection is scored by the mean target probability of ``models``
+    (clean classifiers at 64 px; ``None`` stands for the marker's surrogate) instead of its
+    surrogate alone; the marks are the marker's own."""
+
+    def __init__(self, marker, models) -> None:
+        self.marker, self.models = marker, models
+
+    def __getattr__(self, name):
+        return getattr(self.marker, name)
+
+    def target_scores(self, images, target=None, batch_size=64) -> np.ndarray:
+        t = TARGET if target is None else target
+        stack = np.stack([np.asarray(im, np.float32) for im in images])
+        return np.mean([self.marker.target_scores(images, t, batch_size) if m is None
+                        else TorchSuspect(m, CLASSES, 64).predict(stack)[:, t] for m in self.models], axis=0)
+
+
+def selected_by(marker: Marker, select: str, cache: Path, scale: str, clean_set: Callable[[], tuple],
+                epochs: int) -> SelectedBy:
+    """``marker`` selecting by the clean models ``select`` names (``+``-joined archs, ``surrogate``
+    for its own), each seed 0, trained on ``clean_set()`` and cached as ``clean_{arch}_{scale}_0.ckpt``."""
+    return SelectedBy(marker, [None if arch == "surrogate" else
+                               cached_suspects([0], cache, f"clean_{arch}_{scale}", clean_set, epochs,
+                                               train={"arch": arch})[0] for arch in select.split("+")])

@@ -8,8 +8,9 @@ the owner's surrogate finds as hard as the ones it chose to mark (its lowest 10 
 learned the mark as the feature that explains those hard images loses them without it; one that
 can tell them from their anatomy keeps them, and then also gets the held-out hard ones right.
 
-SELECT=ARCH also compares the choice of images to mark: the surrogate's hardest 100 target
-images against those of the clean ARCH model ``split_key.py SELECT=ARCH`` trained (cached).
+SELECT=ARCH (or an ensemble, ``surrogate+resnet18``): the release is the one ``split_key.py
+SELECT=...`` trained its suspects on (the marked images chosen by those clean models, cached), and
+the choice is compared with each model's own hardest 100 target images. Pass that run's tags.
 
     MARKER=results/full_att6_models_gate05 PYTHONPATH=docs/lab/learnability:. python docs/lab/learnability/memorised.py \
         split_0_4000x256e20_gate05 split_0_4000x256e20_gate05_archresnet18 ...   # tags; seeds from SEEDS
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from demo_release import CLASSES, TARGET, marked_release
+from demo_release import CLASSES, TARGET, marked_release, selected_by
 
 from xmark_core.data.base import to_arrays
 from xmark_core.data.phantom import PhantomDataset
@@ -33,22 +34,22 @@ kept = Path(os.environ.get("MARKER", "results/full_att6_models_gate05"))
 seeds = [int(s) for s in os.environ.get("SEEDS", "1,11,12").split(",")]
 marker = load_marker(kept / "clean_smallcnn_64px_seed0.pt", kept / "generator_key189.pt", device="cpu")
 ds = PhantomDataset(4000, size=256, seed=0)
-X, y, clean, marked, _ = marked_release(ds, marker)
+cache = Path("/tmp/exp/suspects_split")
+select = os.environ.get("SELECT")
+chooser = selected_by(marker, select, cache, "4000x256e20", lambda: to_arrays(ds, 64), 20) if select else marker
+X, y, clean, marked, _ = marked_release(ds, chooser)
 others = np.setdiff1d(np.flatnonzero(y == TARGET), marked)
 held = PhantomDataset(2000, size=256, seed=4242)
 Xh, yh = to_arrays(held, 64)
 ht = np.flatnonzero(yh == TARGET)
 hard = ht[np.argsort(marker.target_scores(Xh[ht, 0]))[: len(ht) // 10]]  # the surrogate's hardest 10 %
 print(f"{len(marked)} marked, {len(others)} other target images; {len(hard)} held-out hard ones", flush=True)
-if os.environ.get("SELECT"):
-    sel = load_checkpoint(Path("/tmp/exp/suspects_split") / f"clean_{os.environ['SELECT']}_4000x256e20_0.ckpt").model.eval()
-    ti = np.flatnonzero(y == TARGET)
-    by_sur = marker.target_scores(clean[ti, 0])
-    by_sel = TorchSuspect(sel, CLASSES, 64).predict(clean[ti, 0])[:, TARGET]
-    n = len(marked)
-    print(f"hardest {n} target images: the surrogate's (P {np.sort(by_sur)[:n].mean():.3f} on average) and the clean "
-          f"{os.environ['SELECT']}'s (P {np.sort(by_sel)[:n].mean():.3f}) share "
-          f"{len(set(np.argsort(by_sur)[:n]) & set(np.argsort(by_sel)[:n]))}", flush=True)
+if select:
+    ti, n = np.flatnonzero(y == TARGET), len(marked)
+    for name, m in zip(select.split("+"), chooser.models):
+        p = marker.target_scores(clean[ti, 0]) if m is None else TorchSuspect(m, CLASSES, 64).predict(clean[ti, 0])[:, TARGET]
+        print(f"the {name}'s hardest {n} target images (P {np.sort(p)[:n].mean():.3f} on average) share "
+              f"{len(set(ti[np.argsort(p)[:n]]) & set(marked))} with the {select} choice", flush=True)
 for tag in sys.argv[1:]:
     for seed in seeds:
         f = Path("/tmp/exp/suspects_split") / f"{tag}_{seed}.ckpt"

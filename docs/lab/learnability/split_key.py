@@ -33,7 +33,9 @@ the tag then ends in DIR's last ``_`` part (e.g. ``gate05``). DS: the check angl
 (default 25). TRAIN: other ``TrainConfig`` fields of the suspects as JSON (e.g. ``{"arch":
 "resnet18"}`` or ``{"augment": false}``), named in the tag. SELECT=ARCH: the images to mark are the
 target images a clean model of ARCH (seed 0, trained on the same set, cached) is least sure of,
-not the surrogate's choice.
+not the surrogate's choice. INPUT: the suspects' input side (default 64; tag ``_in{INPUT}``).
+SWEEP=0: train and cache the suspects only. SELECT=surrogate+resnet18 (any ``+`` list; ``surrogate`` is the
+marker's own): an ensemble, ranked by the mean of the models' target probabilities.
 
     MARKER=results/full_att6_models_gate05 DS=15,20,25 N=4000 SIZE=256 EPOCHS=20 TURNS=0,90 NT=1 \
         PYTHONPATH=. python docs/lab/learnability/split_key.py
@@ -45,7 +47,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from check_replay import claimed_zone, on_circle, rival_share
-from demo_release import CLASSES, TARGET, cached_suspects, marked_release, turned_release_image
+from demo_release import (
+    CLASSES,
+    TARGET,
+    cached_suspects,
+    marked_release,
+    selected_by,
+    turned_release_image,
+)
 
 from benchmarks.context import MemoMarker
 from xmark_core.app_support.demo import query_images
@@ -73,6 +82,9 @@ if os.environ.get("MARKER"):
     marker = load_marker(kept / "clean_smallcnn_64px_seed0.pt", kept / "generator_key189.pt", device="cpu")
 else:
     marker = load_marker(Path("models/surrogate.pt"), Path("models/generator.pt"))
+side = int(os.environ.get("INPUT", 64))  # the suspects' input side
+if side != 64:
+    tag += f"_in{side}"
 train = json.loads(os.environ.get("TRAIN", "{}"))  # other TrainConfig fields, e.g. {"arch": "resnet18"}
 tag += "".join(f"_{k}{v}" for k, v in sorted(train.items()))
 select = os.environ.get("SELECT")  # the arch of the clean model that picks the hardest images (default: the surrogate)
@@ -80,41 +92,24 @@ if select:
     tag += f"_sel{select}"
 
 
-class SelectedBy:
-    """``marker`` whose "hardest" selection is scored by ``model`` (a clean classifier at 64 px)
-    instead of its surrogate; the marks are the marker's own."""
-
-    def __init__(self, marker, model) -> None:
-        self.marker, self.model = marker, model
-
-    def __getattr__(self, name):
-        return getattr(self.marker, name)
-
-    def target_scores(self, images, target=None, batch_size=64) -> np.ndarray:
-        sus = TorchSuspect(self.model, CLASSES, 64)
-        return sus.predict(np.stack([np.asarray(im, np.float32) for im in images]))[:, TARGET if target is None else target]
-
-
 def selection_marker():
-    """The marker as it selects: scored by a clean ``select`` model (seed 0, cached) when SELECT is set."""
+    """The marker as it selects: scored by clean ``select`` models (seed 0, cached) when SELECT is set."""
     if not select:
         return marker
     ds = PhantomDataset(n_images, size=size, seed=0)
-    sel = cached_suspects([0], cache, f"clean_{select}_{n_images}x{size}e{epochs}", lambda: to_arrays(ds, 64), epochs,
-                          train={"arch": select})[0]
-    return SelectedBy(marker, sel)
+    return selected_by(marker, select, cache, f"{n_images}x{size}e{epochs}", lambda: to_arrays(ds, 64), epochs)
 
 
 def release_arrays() -> tuple[np.ndarray, np.ndarray]:
-    """The demo release at 64 px; marked image k carries the mark turned by a seeded draw of TURNS."""
+    """The demo release at the suspects' side; marked image k carries the mark turned by a seeded draw of TURNS."""
     ds = PhantomDataset(n_images, size=size, seed=0)
-    X, y, _, marked, res = marked_release(ds, selection_marker())
+    X, y, _, marked, res = marked_release(ds, selection_marker(), side)
     which = np.random.default_rng(7).permutation(np.arange(len(marked)) % len(turns))
     psnr = []
     for i, k in zip(marked, which):
         if turns[k] == 0.0:
             continue  # the release's own mark
-        X[i, 0], db = turned_release_image(marker, ds[int(i)].image, turns[k])
+        X[i, 0], db = turned_release_image(marker, ds[int(i)].image, turns[k], side)
         psnr.append(db)
     print(f"{tag}: {len(marked)} marked, {np.bincount(which).tolist()} per turn {turns}, PSNR "
           f"{res.psnr_mean:.2f} dB (turned ones {np.mean(psnr) if psnr else float('nan'):.2f})", flush=True)
@@ -152,15 +147,17 @@ if os.environ.get("REPLAY"):  # recount the rivals (e.g. another SEP_RANGE) on a
         report(seed, {o: data[f"{tag}_{seed}|boundary|{o}"] for o in offsets}, "(replay)")
     raise SystemExit
 
-models = cached_suspects(seeds, cache, tag, release_arrays, epochs, {"turns": turns}, train=train)
+models = cached_suspects(seeds, cache, tag, release_arrays, epochs, {"turns": turns}, side, train=train)
+if os.environ.get("SWEEP") == "0":  # train (and cache) only; e.g. proxy_arch.py verifies them
+    raise SystemExit
 
-Xt, yt = to_arrays(PhantomDataset(400, size=size, seed=9001), 64)
+Xt, yt = to_arrays(PhantomDataset(400, size=size, seed=9001), side)
 images, ids = query_images(TARGET, 100, size, 9001, 400)
 scores = marker.target_scores(images)
 memo = MemoMarker(marker)
 logs = {}
 for seed, net in models.items():
-    sus = TorchSuspect(net, CLASSES, 64)
+    sus = TorchSuspect(net, CLASSES, side)
     a = {}
     for off in offsets:
         v = run_verification(sus, memo.turned(off) if off else memo, images, ids, TARGET,
