@@ -8,8 +8,8 @@ mark, where the smallcnn-chosen ones did not? Suspects and proxies are classifie
 For each PROXIES entry (``&``-joined names, their mean as in
 :class:`~xmark_core.verify.suspects.MeanSuspect`; ``boundary`` for the surrogate's boundary
 queries instead) and each of SUSPECTS (never a member of that proxy), the library's verification
-with the defaults (the +/-25 degree check) reports delta P, WSR, p and whether ownership is
-claimed. Clean models belong in SUSPECTS too: they must not be claimed.
+with the defaults (the +/-25 degree check) reports the suspect's accuracy, delta P, WSR, p and
+whether ownership is claimed. Clean models belong in SUSPECTS too: they must not be claimed.
 
     E=split_0_4000x256e20_gate05
     MARKER=results/full_att6_models_gate05 PROXIES=boundary,${E}_archresnet18_selsurrogate+resnet18_12 \
@@ -23,8 +23,11 @@ import torch
 from demo_release import CLASSES, TARGET
 
 from xmark_core.app_support.demo import query_images
+from xmark_core.data.base import to_arrays
+from xmark_core.data.phantom import PhantomDataset
 from xmark_core.generator.model import load_marker
 from xmark_core.nets.checkpoint import load_checkpoint
+from xmark_core.nets.train import evaluate
 from xmark_core.verify.protocol import VerifyConfig, run_verification
 from xmark_core.verify.suspects import MeanSuspect, TorchSuspect
 
@@ -40,6 +43,12 @@ def suspect(name: str) -> TorchSuspect:
     return TorchSuspect(loaded.model.eval(), CLASSES, loaded.input_size)
 
 
+def accuracy(sus: TorchSuspect) -> float:
+    """On 400 held-out phantoms (split_key.py's accuracy), at the suspect's input size."""
+    X, y = to_arrays(PhantomDataset(400, size=size, seed=9001), sus.input_size)
+    return evaluate(sus.model, X, y).accuracy
+
+
 images, ids = query_images(TARGET, 100, size, 9001, 400)
 for proxy_spec in os.environ.get("PROXIES", "boundary").split(","):
     members = [] if proxy_spec == "boundary" else proxy_spec.split("&")
@@ -49,6 +58,7 @@ for proxy_spec in os.environ.get("PROXIES", "boundary").split(","):
         if name in members:
             continue
         cfg = VerifyConfig(seed=9001, queries="proxy" if members else "boundary")
-        v = run_verification(suspect(name), marker, images, ids, TARGET, cfg, proxy=proxy)
-        print(f"  suspect {name}: dP {v.delta_p:+.3f} WSR {v.wsr:.0%} p {v.p_value:.2g} "
+        sus = suspect(name)
+        v = run_verification(sus, marker, images, ids, TARGET, cfg, proxy=proxy)
+        print(f"  suspect {name} (accuracy {accuracy(sus):.3f}): dP {v.delta_p:+.3f} WSR {v.wsr:.0%} p {v.p_value:.2g} "
               f"claimed {v.decision}", flush=True)
