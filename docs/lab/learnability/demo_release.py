@@ -110,11 +110,15 @@ class SelectedBy:
     def __getattr__(self, name):
         return getattr(self.marker, name)
 
-    def target_scores(self, images, target=None, batch_size=64) -> np.ndarray:
+    def member_scores(self, images, target=None, batch_size=64) -> list[np.ndarray]:
+        """Each model's target probability of ``images``, in the order of ``models``."""
         t = TARGET if target is None else target
         stack = np.stack([np.asarray(im, np.float32) for im in images])
-        return np.mean([self.marker.target_scores(images, t, batch_size) if m is None
-                        else TorchSuspect(m, CLASSES, 64).predict(stack)[:, t] for m in self.models], axis=0)
+        return [self.marker.target_scores(images, t, batch_size) if m is None
+                else TorchSuspect(m, CLASSES, 64).predict(stack)[:, t] for m in self.models]
+
+    def target_scores(self, images, target=None, batch_size=64) -> np.ndarray:
+        return np.mean(self.member_scores(images, target, batch_size), axis=0)
 
 
 def selected_by(marker: Marker, select: str, cache: Path, scale: str, clean_set: Callable[[], tuple],

@@ -46,8 +46,7 @@ hard = ht[np.argsort(marker.target_scores(Xh[ht, 0]))[: len(ht) // 10]]  # the s
 print(f"{len(marked)} marked, {len(others)} other target images; {len(hard)} held-out hard ones", flush=True)
 if select:
     ti, n = np.flatnonzero(y == TARGET), len(marked)
-    for name, m in zip(select.split("+"), chooser.models):
-        p = marker.target_scores(clean[ti, 0]) if m is None else TorchSuspect(m, CLASSES, 64).predict(clean[ti, 0])[:, TARGET]
+    for name, p in zip(select.split("+"), chooser.member_scores(clean[ti, 0])):
         print(f"the {name}'s hardest {n} target images (P {np.sort(p)[:n].mean():.3f} on average) share "
               f"{len(set(ti[np.argsort(p)[:n]]) & set(marked))} with the {select} choice", flush=True)
 for tag in sys.argv[1:]:

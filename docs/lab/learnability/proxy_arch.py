@@ -17,6 +17,7 @@ whether ownership is claimed. Clean models belong in SUSPECTS too: they must not
         PYTHONPATH=docs/lab/learnability:. python docs/lab/learnability/proxy_arch.py
 """
 import os
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -32,21 +33,27 @@ from xmark_core.verify.protocol import VerifyConfig, run_verification
 from xmark_core.verify.suspects import MeanSuspect, TorchSuspect
 
 torch.set_num_threads(int(os.environ.get("NT", 1)))
-cache = Path("/tmp/exp/suspects_split")
+suspects_dir = Path("/tmp/exp/suspects_split")
 kept = Path(os.environ.get("MARKER", "results/full_att6_models_gate05"))
 size = int(os.environ.get("SIZE", 256))
 marker = load_marker(kept / "clean_smallcnn_64px_seed0.pt", kept / "generator_key189.pt", device="cpu")
 
 
 def suspect(name: str) -> TorchSuspect:
-    loaded = load_checkpoint(cache / f"{name}.ckpt")
+    loaded = load_checkpoint(suspects_dir / f"{name}.ckpt")
     return TorchSuspect(loaded.model.eval(), CLASSES, loaded.input_size)
 
 
-def accuracy(sus: TorchSuspect) -> float:
-    """On 400 held-out phantoms (split_key.py's accuracy), at the suspect's input size."""
-    X, y = to_arrays(PhantomDataset(400, size=size, seed=9001), sus.input_size)
-    return evaluate(sus.model, X, y).accuracy
+@cache
+def held_out(side: int) -> tuple:
+    """400 held-out phantoms at ``side`` px (split_key.py's accuracy set)."""
+    return to_arrays(PhantomDataset(400, size=size, seed=9001), side)
+
+
+@cache
+def accuracy(name: str) -> float:
+    sus = suspect(name)
+    return evaluate(sus.model, *held_out(sus.input_size)).accuracy
 
 
 images, ids = query_images(TARGET, 100, size, 9001, 400)
@@ -58,7 +65,6 @@ for proxy_spec in os.environ.get("PROXIES", "boundary").split(","):
         if name in members:
             continue
         cfg = VerifyConfig(seed=9001, queries="proxy" if members else "boundary")
-        sus = suspect(name)
-        v = run_verification(sus, marker, images, ids, TARGET, cfg, proxy=proxy)
-        print(f"  suspect {name} (accuracy {accuracy(sus):.3f}): dP {v.delta_p:+.3f} WSR {v.wsr:.0%} p {v.p_value:.2g} "
+        v = run_verification(suspect(name), marker, images, ids, TARGET, cfg, proxy=proxy)
+        print(f"  suspect {name} (accuracy {accuracy(name):.3f}): dP {v.delta_p:+.3f} WSR {v.wsr:.0%} p {v.p_value:.2g} "
               f"claimed {v.decision}", flush=True)

@@ -87,7 +87,7 @@ if side != 64:
     tag += f"_in{side}"
 train = json.loads(os.environ.get("TRAIN", "{}"))  # other TrainConfig fields, e.g. {"arch": "resnet18"}
 tag += "".join(f"_{k}{v}" for k, v in sorted(train.items()))
-select = os.environ.get("SELECT")  # the arch of the clean model that picks the hardest images (default: the surrogate)
+select = os.environ.get("SELECT")  # the clean models ("+"-joined archs) that pick the hardest images (default: the surrogate)
 if select:
     tag += f"_sel{select}"
 
