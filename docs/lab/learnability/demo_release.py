@@ -10,7 +10,7 @@ from xmark_core.data.base import resize, to_arrays
 from xmark_core.data.open import open_dataset
 from xmark_core.data.phantom import FINDINGS, PhantomDataset
 from xmark_core.embed import embed_release
-from xmark_core.generator.model import Marker
+from xmark_core.generator.model import Marker, load_marker
 from xmark_core.generator.train import GeneratorTrainConfig, save_generator, train_generator
 from xmark_core.nets.checkpoint import load_checkpoint, save_checkpoint
 from xmark_core.nets.train import TrainConfig, train_classifier
@@ -30,6 +30,11 @@ def demo_generator(gen_file: Path, **overrides) -> Marker:
         gen_file.parent.mkdir(parents=True, exist_ok=True)
         save_generator(gen_file, train_generator(sur, X, y, TARGET, GeneratorTrainConfig(key=189, seed=0, **overrides)))
     return Marker(surrogate=sur, generator=load_checkpoint(gen_file).model, input_size=64, target=TARGET)
+
+
+def kept_marker(kept: Path) -> Marker:
+    """The owner's marker of a benchmark run kept with ``--keep-models``: its surrogate and key 189's generator."""
+    return load_marker(kept / "clean_smallcnn_64px_seed0.pt", kept / "generator_key189.pt", device="cpu")
 
 
 def release_suspects(marker: Marker, seeds: list[int], cache: Path, tag: str, config: dict) -> Iterator[tuple[int, Path]]:

@@ -21,18 +21,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from demo_release import CLASSES, TARGET, marked_release, selected_by
+from demo_release import CLASSES, TARGET, kept_marker, marked_release, selected_by
 
 from xmark_core.data.base import to_arrays
 from xmark_core.data.phantom import PhantomDataset
-from xmark_core.generator.model import load_marker
 from xmark_core.nets.checkpoint import load_checkpoint
 from xmark_core.verify.suspects import TorchSuspect
 
 torch.set_num_threads(int(os.environ.get("NT", 1)))
 kept = Path(os.environ.get("MARKER", "results/full_att6_models_gate05"))
 seeds = [int(s) for s in os.environ.get("SEEDS", "1,11,12").split(",")]
-marker = load_marker(kept / "clean_smallcnn_64px_seed0.pt", kept / "generator_key189.pt", device="cpu")
+marker = kept_marker(kept)
 ds = PhantomDataset(4000, size=256, seed=0)
 cache = Path("/tmp/exp/suspects_split")
 select = os.environ.get("SELECT")
@@ -51,10 +50,13 @@ if select:
               f"{len(set(ti[np.argsort(p)[:n]]) & set(marked))} with the {select} choice", flush=True)
 for tag in sys.argv[1:]:
     for seed in seeds:
-        f = Path("/tmp/exp/suspects_split") / f"{tag}_{seed}.ckpt"
+        f = cache / f"{tag}_{seed}.ckpt"
         if not f.exists():
             continue
-        sus = TorchSuspect(load_checkpoint(f).model.eval(), CLASSES, 64)
+        loaded = load_checkpoint(f)
+        if loaded.input_size != 64:  # the arrays here are at 64 px
+            raise SystemExit(f"{f.name}: memorised.py asks 64 px suspects, this one is {loaded.input_size} px")
+        sus = TorchSuspect(loaded.model.eval(), CLASSES, 64)
         pm = sus.predict(X[marked, 0])[:, TARGET]
         pc = sus.predict(clean[marked, 0])[:, TARGET]
         po = sus.predict(X[others, 0])[:, TARGET]

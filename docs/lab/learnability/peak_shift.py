@@ -20,9 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from demo_release import kept_marker
 
 from xmark_core.data.phantom import PhantomDataset
-from xmark_core.generator.model import carrier_orientation, load_marker
+from xmark_core.generator.model import carrier_orientation
 
 
 def spectrum(images: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -46,7 +47,7 @@ def mark_orientation(delta: np.ndarray, size: int) -> tuple[float, float]:
 def main() -> None:
     torch.set_num_threads(1)
     kept = Path(sys.argv[1] if len(sys.argv) > 1 else "results/full_att6_models_gate05")
-    marker = load_marker(kept / "clean_smallcnn_64px_seed0.pt", kept / "generator_key189.pt", device="cpu")
+    marker = kept_marker(kept)
     ds = PhantomDataset(40, size=256, seed=5)
     x = np.stack([ds[i].image for i in range(len(ds))]).astype(np.float32)
     print(f"key 189's carrier: {np.degrees(carrier_orientation(189)):.1f} deg")

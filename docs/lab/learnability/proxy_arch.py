@@ -21,12 +21,11 @@ from functools import cache
 from pathlib import Path
 
 import torch
-from demo_release import CLASSES, TARGET
+from demo_release import CLASSES, TARGET, kept_marker
 
 from xmark_core.app_support.demo import query_images
 from xmark_core.data.base import to_arrays
 from xmark_core.data.phantom import PhantomDataset
-from xmark_core.generator.model import load_marker
 from xmark_core.nets.checkpoint import load_checkpoint
 from xmark_core.nets.train import evaluate
 from xmark_core.verify.protocol import VerifyConfig, run_verification
@@ -36,10 +35,12 @@ torch.set_num_threads(int(os.environ.get("NT", 1)))
 suspects_dir = Path("/tmp/exp/suspects_split")
 kept = Path(os.environ.get("MARKER", "results/full_att6_models_gate05"))
 size = int(os.environ.get("SIZE", 256))
-marker = load_marker(kept / "clean_smallcnn_64px_seed0.pt", kept / "generator_key189.pt", device="cpu")
+marker = kept_marker(kept)
 
 
+@cache
 def suspect(name: str) -> TorchSuspect:
+    """A cached checkpoint by name, at its own input size (each is loaded once)."""
     loaded = load_checkpoint(suspects_dir / f"{name}.ckpt")
     return TorchSuspect(loaded.model.eval(), CLASSES, loaded.input_size)
 

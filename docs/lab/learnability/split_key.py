@@ -51,6 +51,7 @@ from demo_release import (
     CLASSES,
     TARGET,
     cached_suspects,
+    kept_marker,
     marked_release,
     selected_by,
     turned_release_image,
@@ -79,7 +80,7 @@ cache = Path("/tmp/exp/suspects_split")
 if os.environ.get("MARKER"):
     kept = Path(os.environ["MARKER"])
     tag += "_" + kept.name.rsplit("_", 1)[-1]
-    marker = load_marker(kept / "clean_smallcnn_64px_seed0.pt", kept / "generator_key189.pt", device="cpu")
+    marker = kept_marker(kept)
 else:
     marker = load_marker(Path("models/surrogate.pt"), Path("models/generator.pt"))
 side = int(os.environ.get("INPUT", 64))  # the suspects' input side
@@ -165,4 +166,6 @@ for seed, net in models.items():
         a[off] = np.array([[e["p_b"], e["p_w"]] for e in v.log])
         logs[f"{tag}_{seed}|boundary|{off}"] = a[off]
     report(seed, a, f"{evaluate(net, Xt, yt).accuracy:.3f}")
-np.savez(saved, **logs)
+# Merge into the saved sweeps: a run with other SEEDS under the same tag must not drop the earlier ones.
+earlier = dict(np.load(saved)) if saved.exists() else {}
+np.savez(saved, **{**earlier, **logs})
