@@ -48,15 +48,13 @@ marker = kept_marker(kept)
 ds = PhantomDataset(N, size=SIZE, seed=0)
 
 
-def clean_models(archs: str) -> list:
-    """The clean models ``archs`` names (``surrogate``: the marker's own), as in ``split_key.py``'s SELECT."""
-    return [marker.surrogate.cpu() if m is None else m
-            for m in selected_by(marker, archs, cache, scale, lambda: to_arrays(ds, 64), EPOCHS).models]
-
-
-nets = clean_models(by)
 shown = os.environ.get("SHOW", "surrogate+resnet18")  # whose P(target) is printed
-judges = clean_models(shown)
+# The clean models BY and SHOW name (``surrogate``: the marker's own), each loaded once, as split_key.py's SELECT.
+names = list(dict.fromkeys(by.split("+") + shown.split("+")))
+clean_models = dict(zip(names, (marker.surrogate.cpu() if m is None else m for m in selected_by(
+    marker, "+".join(names), cache, scale, lambda: to_arrays(ds, 64), EPOCHS).models)))
+nets = [clean_models[a] for a in by.split("+")]
+judges = [clean_models[a] for a in shown.split("+")]
 
 
 def target_probs(x: torch.Tensor) -> list[float]:
@@ -65,7 +63,7 @@ def target_probs(x: torch.Tensor) -> list[float]:
 
 
 def quality(a: np.ndarray, b: np.ndarray) -> str:
-    """Mean PSNR and SSIM of image pairs (N, 1, S, S)."""
+    """Mean PSNR and SSIM of ``b`` against the references ``a``, image pairs (N, 1, S, S)."""
     return (f"{np.mean([psnr(u[0], v[0]) for u, v in zip(a, b)]):.2f} dB, "
             f"SSIM {np.mean([ssim(u[0], v[0]) for u, v in zip(a, b)]):.4f}")
 
@@ -75,8 +73,9 @@ def hardened_release() -> tuple[np.ndarray, np.ndarray]:
     X, y, clean, marked, res = marked_release(ds, marker, 64)
     x0 = torch.from_numpy(X[marked])
     eps, step = hard / 255, hard / 255 / 4
-    if norm == "l2":  # the same RMS as a full L-inf sign pattern, spent where the gradient is
-        eps, step = eps * 64, eps * 64 * 2.5 / steps
+    if norm == "l2":  # the same RMS as a full L-inf sign pattern, spent where the gradient is; steps of 2.5 eps / STEPS
+        side = x0.shape[-1]
+        eps, step = eps * side, eps * side * 2.5 / steps
     delta = torch.zeros_like(x0, requires_grad=True)
     for _ in range(steps):  # PGD descent on sum_k -log(1 - p_k(target)): each model's term fades once it is fooled
         p = [F.softmax(n((x0 + delta).clamp(0, 1)), 1)[:, TARGET] for n in nets]
@@ -94,8 +93,8 @@ def hardened_release() -> tuple[np.ndarray, np.ndarray]:
           f"{target_probs(xh)}; unmarked {target_probs(torch.from_numpy(clean[marked]))}", flush=True)
     Xh = X.copy()
     Xh[marked] = xh.numpy()
-    print(f"  at 64 px, mean over marked images: mark {quality(X[marked], clean[marked])}; mark + hardening "
-          f"{quality(Xh[marked], clean[marked])} (the mark at 256 px: {res.psnr_mean:.2f} dB)",
+    print(f"  at 64 px, mean over marked images: mark {quality(clean[marked], X[marked])}; mark + hardening "
+          f"{quality(clean[marked], Xh[marked])} (the mark at 256 px: {res.psnr_mean:.2f} dB)",
           flush=True)
     return Xh, y
 
