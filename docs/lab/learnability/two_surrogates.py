@@ -86,6 +86,6 @@ diff = float(np.abs(marked - Xg[nontarget]).max())
 with torch.no_grad():
     rates = [float((m(torch.from_numpy(marked)).argmax(1) == TARGET).float().mean()) for m in members]
 old = marker.mark([Xg[i, 0] for i in nontarget[:16]])
-gap = float(np.abs(np.stack(new.mark([Xg[i, 0] for i in nontarget[:16]])) - np.stack(old)).max())
+gap = float(np.abs(marked[:16, 0] - np.stack(old)).max())
 print(f"members {sur}: target rate on 400 marked non-target images {rates}; max |mark| {diff:.4f}; "
       f"max |new - kept generator's mark| on 16 images {gap:.2e}", flush=True)
