@@ -19,6 +19,8 @@ from xmark_core.verify.suspects import TorchSuspect
 
 CLASSES = list(FINDINGS)
 TARGET = CLASSES.index("Cardiomegaly")
+SPLIT_CACHE = Path("/tmp/exp/suspects_split")  # split_key.py's suspects and clean models
+FULL_SCALE = "4000x256e20"  # split_key.py's full scale: 4000 phantoms at 256 px, 20 epochs
 
 
 def demo_generator(gen_file: Path, **overrides) -> Marker:
@@ -30,6 +32,16 @@ def demo_generator(gen_file: Path, **overrides) -> Marker:
         gen_file.parent.mkdir(parents=True, exist_ok=True)
         save_generator(gen_file, train_generator(sur, X, y, TARGET, GeneratorTrainConfig(key=189, seed=0, **overrides)))
     return Marker(surrogate=sur, generator=load_checkpoint(gen_file).model, input_size=64, target=TARGET)
+
+
+def kept_tag(kept: Path) -> str:
+    """What a kept run's folder adds to a tag: its name's last ``_`` part (e.g. ``gate05``)."""
+    return kept.name.rsplit("_", 1)[-1]
+
+
+def full_selected_by(marker: Marker, select: str, clean_set: Callable[[], tuple]) -> "SelectedBy":
+    """:func:`selected_by` at ``split_key.py``'s full scale, with its cache (clean models trained on ``clean_set()``)."""
+    return selected_by(marker, select, SPLIT_CACHE, FULL_SCALE, clean_set, 20)
 
 
 def kept_marker(kept: Path) -> Marker:
@@ -114,6 +126,11 @@ class SelectedBy:
 
     def __getattr__(self, name):
         return getattr(self.marker, name)
+
+    @property
+    def nets(self) -> list:
+        """The models as modules, the marker's surrogate in place of ``None``."""
+        return [self.marker.surrogate if m is None else m for m in self.models]
 
     def member_scores(self, images, target=None, batch_size=64) -> list[np.ndarray]:
         """Each model's target probability of ``images``, in the order of ``models``."""

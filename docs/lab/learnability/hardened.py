@@ -26,11 +26,20 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from demo_release import TARGET, cached_suspects, kept_marker, marked_release, selected_by
+from demo_release import (
+    FULL_SCALE,
+    SPLIT_CACHE,
+    TARGET,
+    cached_suspects,
+    full_selected_by,
+    kept_marker,
+    kept_tag,
+    marked_release,
+)
 
 from xmark_core.data.base import to_arrays
 from xmark_core.data.phantom import PhantomDataset
-from xmark_core.quality import psnr, ssim
+from xmark_core.quality import pair_quality
 
 torch.set_num_threads(int(os.environ.get("NT", 1)))
 kept = Path(os.environ.get("MARKER", "results/full_att6_models_gate05"))
@@ -39,20 +48,16 @@ by = os.environ.get("BY", "surrogate+resnet18")
 norm = os.environ.get("NORM", "linf")
 seeds = [int(s) for s in os.environ.get("SEEDS", "1").split(",")]
 train = json.loads(os.environ.get("TRAIN", "{}"))
-N, SIZE, EPOCHS = 4000, 256, 20
-scale = f"{N}x{SIZE}e{EPOCHS}"
-cache = Path("/tmp/exp/suspects_split")
-tag = (f"split_0_{scale}_{kept.name.rsplit('_', 1)[-1]}_hard{hard:g}{'' if norm == 'linf' else norm}by{by}"
+tag = (f"split_0_{FULL_SCALE}_{kept_tag(kept)}_hard{hard:g}{'' if norm == 'linf' else norm}by{by}"
        + "".join(f"_{k}{v}" for k, v in sorted(train.items())))
 marker = kept_marker(kept)
-ds = PhantomDataset(N, size=SIZE, seed=0)
+ds = PhantomDataset(4000, size=256, seed=0)
 
 
 shown = os.environ.get("SHOW", "surrogate+resnet18")  # whose P(target) is printed
 # The clean models BY and SHOW name (``surrogate``: the marker's own), each loaded once, as split_key.py's SELECT.
 names = list(dict.fromkeys(by.split("+") + shown.split("+")))
-clean_models = dict(zip(names, (marker.surrogate.cpu() if m is None else m for m in selected_by(
-    marker, "+".join(names), cache, scale, lambda: to_arrays(ds, 64), EPOCHS).models)))
+clean_models = dict(zip(names, full_selected_by(marker, "+".join(names), lambda: to_arrays(ds, 64)).nets))
 nets = [clean_models[a] for a in by.split("+")]
 judges = [clean_models[a] for a in shown.split("+")]
 
@@ -64,8 +69,8 @@ def target_probs(x: torch.Tensor) -> list[float]:
 
 def quality(a: np.ndarray, b: np.ndarray) -> str:
     """Mean PSNR and SSIM of ``b`` against the references ``a``, image pairs (N, 1, S, S)."""
-    return (f"{np.mean([psnr(u[0], v[0]) for u, v in zip(a, b)]):.2f} dB, "
-            f"SSIM {np.mean([ssim(u[0], v[0]) for u, v in zip(a, b)]):.4f}")
+    q = [pair_quality(u[0], v[0]) for u, v in zip(a, b)]
+    return f"{np.mean([x.psnr for x in q]):.2f} dB, SSIM {np.mean([x.ssim for x in q]):.4f}"
 
 
 def hardened_release() -> tuple[np.ndarray, np.ndarray]:
@@ -102,6 +107,6 @@ def hardened_release() -> tuple[np.ndarray, np.ndarray]:
 if os.environ.get("DRY"):  # print what the hardening does and costs; train nothing
     hardened_release()
     raise SystemExit
-cached_suspects(seeds, cache, tag, hardened_release, EPOCHS, {"hard": hard, "norm": norm, "by": by, "steps": steps},
+cached_suspects(seeds, SPLIT_CACHE, tag, hardened_release, 20, {"hard": hard, "norm": norm, "by": by, "steps": steps},
                 train=train)
 print(f"cached: {', '.join(f'{tag}_{s}' for s in seeds)}", flush=True)

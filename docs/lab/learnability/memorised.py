@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from demo_release import CLASSES, TARGET, kept_marker, marked_release, selected_by
+from demo_release import CLASSES, SPLIT_CACHE, TARGET, full_selected_by, kept_marker, marked_release
 
 from xmark_core.data.base import to_arrays
 from xmark_core.data.phantom import PhantomDataset
@@ -33,9 +33,8 @@ kept = Path(os.environ.get("MARKER", "results/full_att6_models_gate05"))
 seeds = [int(s) for s in os.environ.get("SEEDS", "1,11,12").split(",")]
 marker = kept_marker(kept)
 ds = PhantomDataset(4000, size=256, seed=0)
-cache = Path("/tmp/exp/suspects_split")
 select = os.environ.get("SELECT")
-chooser = selected_by(marker, select, cache, "4000x256e20", lambda: to_arrays(ds, 64), 20) if select else marker
+chooser = full_selected_by(marker, select, lambda: to_arrays(ds, 64)) if select else marker
 X, y, clean, marked, _ = marked_release(ds, chooser)
 others = np.setdiff1d(np.flatnonzero(y == TARGET), marked)
 held = PhantomDataset(2000, size=256, seed=4242)
@@ -50,7 +49,7 @@ if select:
               f"{len(set(ti[np.argsort(p)[:n]]) & set(marked))} with the {select} choice", flush=True)
 for tag in sys.argv[1:]:
     for seed in seeds:
-        f = cache / f"{tag}_{seed}.ckpt"
+        f = SPLIT_CACHE / f"{tag}_{seed}.ckpt"
         if not f.exists():
             continue
         loaded = load_checkpoint(f)

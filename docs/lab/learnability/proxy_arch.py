@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 
 import torch
-from demo_release import CLASSES, TARGET, kept_marker
+from demo_release import CLASSES, SPLIT_CACHE, TARGET, kept_marker
 
 from xmark_core.app_support.demo import query_images
 from xmark_core.data.base import to_arrays
@@ -32,7 +32,6 @@ from xmark_core.verify.protocol import VerifyConfig, run_verification
 from xmark_core.verify.suspects import MeanSuspect, TorchSuspect
 
 torch.set_num_threads(int(os.environ.get("NT", 1)))
-suspects_dir = Path("/tmp/exp/suspects_split")
 kept = Path(os.environ.get("MARKER", "results/full_att6_models_gate05"))
 size = int(os.environ.get("SIZE", 256))
 marker = kept_marker(kept)
@@ -41,7 +40,7 @@ marker = kept_marker(kept)
 @cache
 def suspect(name: str) -> TorchSuspect:
     """A cached checkpoint by name, at its own input size (each is loaded once)."""
-    loaded = load_checkpoint(suspects_dir / f"{name}.ckpt")
+    loaded = load_checkpoint(SPLIT_CACHE / f"{name}.ckpt")
     return TorchSuspect(loaded.model.eval(), CLASSES, loaded.input_size)
 
 

@@ -49,9 +49,11 @@ import torch
 from check_replay import claimed_zone, on_circle, rival_share
 from demo_release import (
     CLASSES,
+    SPLIT_CACHE,
     TARGET,
     cached_suspects,
     kept_marker,
+    kept_tag,
     marked_release,
     selected_by,
     turned_release_image,
@@ -76,10 +78,10 @@ offsets = list(range(-90 - int(max(DS)), 91 + int(max(DS)), GRID))
 n_images, size, epochs = (int(os.environ.get(k, d)) for k, d in (("N", 2400), ("SIZE", 128), ("EPOCHS", 15)))
 tag = "split_" + ",".join(f"{a:g}" for a in turns) + ("" if (n_images, size, epochs) == (2400, 128, 15)
                                                         else f"_{n_images}x{size}e{epochs}")
-cache = Path("/tmp/exp/suspects_split")
+cache = SPLIT_CACHE
 if os.environ.get("MARKER"):
     kept = Path(os.environ["MARKER"])
-    tag += "_" + kept.name.rsplit("_", 1)[-1]
+    tag += "_" + kept_tag(kept)
     marker = kept_marker(kept)
 else:
     marker = load_marker(Path("models/surrogate.pt"), Path("models/generator.pt"))

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from demo_release import TARGET, kept_marker, selected_by
+from demo_release import TARGET, full_selected_by, kept_marker, kept_tag
 from torch import nn
 
 from xmark_core.data.base import stratified_split, to_arrays
@@ -43,8 +43,7 @@ torch.set_num_threads(int(os.environ.get("NT", 1)))
 kept = Path(os.environ.get("MARKER", "results/full_att6_models_gate05"))
 sur = os.environ.get("SUR", "surrogate+resnet18")
 w = float(os.environ.get("W", 1))
-N, SIZE, EPOCHS = 4000, 256, 20
-label = (kept.name.rsplit("_", 1)[-1] + "sur" + "".join(a for a in sur.split("+") if a != "surrogate")
+label = (kept_tag(kept) + "sur" + "".join(a for a in sur.split("+") if a != "surrogate")
          + ("" if w == 1 else f"w{w:g}"))
 out = Path("/tmp/exp/markers") / f"gen_{label}"
 
@@ -61,11 +60,9 @@ class MeanLogProb(nn.Module):
 
 
 marker = kept_marker(kept)
-ds = PhantomDataset(N, size=SIZE, seed=0)
+ds = PhantomDataset(4000, size=256, seed=0)
 X, y = to_arrays(ds, 64)
-members = [marker.surrogate.cpu() if m is None else m
-           for m in selected_by(marker, sur, Path("/tmp/exp/suspects_split"), f"{N}x{SIZE}e{EPOCHS}",
-                                lambda: (X, y), EPOCHS).models]
+members = full_selected_by(marker, sur, lambda: (X, y)).nets
 idx = stratified_split(y, [0.5, 0.5], 0)[0]  # the benchmark's gen_images=2000 of 4000, seed 0
 Xg, yg = X[idx], y[idx]
 sal = compute_saliency(marker.surrogate, Xg, 64)
