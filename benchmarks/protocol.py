@@ -39,6 +39,7 @@ from xmark_core.generator.train import (
     save_generator,
     train_generator,
 )
+from xmark_core.harden import HardenConfig, HardenedMarker, HardenModel
 from xmark_core.hashing import sha256_file
 from xmark_core.verify.protocol import MarkerLike
 
@@ -174,9 +175,20 @@ def train_xmark(ctx: BenchContext, surrogate: Trained, key: int) -> tuple[Marker
     return marker, history
 
 
+def hardened(ctx: BenchContext, marker: Marker) -> HardenedMarker:
+    """``marker`` hardening what it marks against the owner's clean models ``s.harden``."""
+    s = ctx.s
+    models = [ctx.train(CLEAN, arch=arch, seed=s.seed) for arch in s.harden]
+    return HardenedMarker(marker, [HardenModel(tr.model, tr.input_size, f"{tr.arch} seed {tr.seed}")
+                                   for tr in models],
+                          HardenConfig(psnr_floor=s.harden_psnr, ssim_floor=s.harden_ssim,
+                                       weighting=s.harden_weighting, steps=s.harden_steps))
+
+
 def xmark_method(ctx: BenchContext, surrogate: Trained) -> Method:
     marker, history = train_xmark(ctx, surrogate, ctx.s.owner_key)
-    release = ctx.add_release(XMARK, marker)
+    # The release may be hardened; the owner's queries carry the mark alone.
+    release = ctx.add_release(XMARK, hardened(ctx, marker) if ctx.s.harden else marker)
 
     def independent(i: int) -> MarkerLike:
         return train_xmark(ctx, surrogate, ctx.s.key(i))[0]
@@ -187,6 +199,7 @@ def xmark_method(ctx: BenchContext, surrogate: Trained) -> Method:
     return Method(XMARK, MemoMarker(marker), release, independent, {
         "generator_config": dataclasses.asdict(generator_config(ctx, ctx.s.owner_key)),
         "generator_history": history, "work_size": ctx.s.work_size,
+        "harden": list(ctx.s.harden),
     }, prefetch)
 
 
@@ -225,7 +238,9 @@ def run(ctx: BenchContext) -> tuple[dict[str, Method], dict[str, Any]]:
         ``ba_clean``, ``ba``, ``ba_drop``, ``psnr``, ``ssim``, the suspect's spec and info.
     """
     s = ctx.s
-    ctx.train_many([(CLEAN, None, None, s.seed), (CLEAN, None, None, None)])  # surrogate, clean reference
+    # surrogate, clean reference, the owner's clean models for hardening
+    ctx.train_many([(CLEAN, None, None, s.seed), (CLEAN, None, None, None)]
+                   + [(CLEAN, None, arch, s.seed) for arch in s.harden])
     surrogate = ctx.train(CLEAN, seed=s.seed)
     ctx.set_selection(surrogate.model)
     methods = {XMARK: xmark_method(ctx, surrogate)}

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xmark_core.data.phantom import FINDINGS
+from xmark_core.nets.classifiers import ARCHS
 from xmark_core.verify.protocol import QUERY_CHOICES, VerifyConfig
 
 BASELINES = ("badnets", "blended", "static")
@@ -48,7 +49,15 @@ class BenchSettings:
         default and `xmark embed`'s: at the image's own resolution). 64 (the default until
         2026-12-04) is faster but its release was learned less: demo preset, boundary
         queries, the same suspect seeds: 2 of 3 claimed natively, 0 of 3 at 64 (README)
-    m, tau, alpha, verify_seed : the verification protocol (DVBW t-test)
+    harden : architectures of the owner's clean models the marked images are hardened against
+        before release (:mod:`xmark_core.harden`; each trained on the clean dataset at
+        ``input_size`` with ``seed``, so ``arch`` is the surrogate itself); () = no hardening,
+        the default. Lab (XXII): hardening against the surrogate and a clean resnet18 got
+        resnet18 suspects claimed that never were; it needs a lighter mark to fit the budget
+        (``gen_overrides`` gate_area 0.5, eps 0.0189)
+    harden_psnr, harden_ssim, harden_weighting, harden_steps : the hardening's PSNR and SSIM
+        floors, shared with the mark (per image; ``harden_ssim`` None: PSNR only), its weighting
+        (``HardenConfig.weighting``) and PGD steps
     query_gain : strength of the mark on the owner's queries (default: the library's)
     queries : "proxy" (default), "boundary" or "random" choice of the m queries from the
         held-out pool. Proxy queries are chosen by each method's proxy: a classifier trained on
@@ -131,6 +140,11 @@ class BenchSettings:
     gen_images: int = 2000
     gen_overrides: dict[str, Any] = field(default_factory=dict)
     work_size: int | None = None
+    harden: tuple[str, ...] = ()
+    harden_psnr: float = 42.0
+    harden_ssim: float | None = 0.99
+    harden_weighting: str = "flat"
+    harden_steps: int = 20
     m: int = 100
     tau: float = 0.2
     alpha: float = 0.01
@@ -250,6 +264,9 @@ def preset(name: str, **overrides: Any) -> BenchSettings:
     if not s.proxy_seeds or clash:
         raise ValueError(f"proxy_seeds must be one or more seeds that no Malicious suspect uses, got "
                          f"{list(s.proxy_seeds)} (suspect seeds start at {s.suspect_seed(0)})")
+    bad_h = set(s.harden) - set(ARCHS)
+    if bad_h:
+        raise ValueError(f"unknown harden architectures {sorted(bad_h)}; choose from {list(ARCHS)} ([] for none)")
     bad = set(s.baselines) - set(BASELINES)
     if bad:
         raise ValueError(f"unknown baselines {sorted(bad)}; choose from {list(BASELINES)} ([] for none)")

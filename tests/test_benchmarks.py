@@ -370,6 +370,26 @@ def test_baselines_setting_runs_x_mark_alone_and_keeps_the_summary_shape(tmp_pat
         preset("micro", baselines=["patch"])
 
 
+def test_harden_setting_hardens_the_x_mark_release_alone_within_its_floor(tmp_path):
+    torch.set_num_threads(1)
+    plain, problems = run_benchmark(preset("micro", baselines=["blended"], malicious_seeds=1), tmp_path / "p",
+                                    ["protocol"], Log(quiet=True))
+    settings = preset("micro", baselines=["blended"], malicious_seeds=1, harden=["smallcnn", "resnet18"])
+    hard, problems_h = run_benchmark(settings, tmp_path / "h", ["protocol"], Log(quiet=True), tmp_path / "models")
+    assert problems == problems_h == []
+    # the owner's clean resnet18 (seed 0, like the surrogate) is trained and kept; the surrogate serves as smallcnn
+    assert (tmp_path / "models" / f"clean_resnet18_{settings.input_size}px_seed{settings.seed}.pt").is_file()
+    proto = json.loads((tmp_path / "h" / "details" / "protocol.json").read_text())["results"]
+    assert proto["xmark"]["info"]["harden"] == ["smallcnn", "resnet18"]
+    x, x0 = hard["xmark"], plain["xmark"]
+    assert x0["psnr"] - 0.2 > x["psnr"] >= settings.harden_psnr - 1e-3  # the budget the mark left is spent
+    assert proto["xmark"]["psnr_min"] >= settings.harden_psnr - 1e-3
+    # the baseline is scaled to X-Mark's (now hardened) PSNR: equal visibility still
+    assert hard["baselines"]["blended"]["psnr"] == pytest.approx(x["psnr"], abs=0.05)
+    with pytest.raises(ValueError, match="unknown harden"):
+        preset("micro", harden=["vit"])
+
+
 def test_reuse_models_trains_nothing_the_folder_holds_and_repeats_the_run(tmp_path, monkeypatch):
     """`--reuse-models` on a run's `--keep-models` folder loads every classifier and generator
     instead of training it and gives the same numbers; a setting that changes the generator's

@@ -346,7 +346,7 @@ def _settings(ds: Any, kind: str, marker: Any, target: int, rho: float, seed: in
     gen = getattr(marker, "generator", None)
     sur = getattr(marker, "surrogate", None)
     classes = list(ds.classes)
-    return {
+    settings = {
         "dataset": {
             "kind": kind, "n": len(ds), "classes": classes, "source": repr(ds),
             "csv": str(ds.csv_path) if kind == "chexpert" else None,
@@ -369,6 +369,10 @@ def _settings(ds: Any, kind: str, marker: Any, target: int, rho: float, seed: in
             "work_size": getattr(marker, "work_size", None),
         },
     }
+    hardening = getattr(marker, "hardening", None)  # a HardenedMarker (xmark_core.harden)
+    if callable(hardening):  # only then: records of unhardened releases keep their old shape
+        settings["hardening"] = hardening()
+    return settings
 
 
 def _software() -> dict[str, str]:
@@ -457,7 +461,9 @@ def embed_release(
     Parameters
     ----------
     ds : an :class:`~xmark_core.data.base.XrayDataset` (phantom, folder, CheXpert, ...)
-    marker : a :class:`~xmark_core.generator.model.Marker` (anything with ``mark(images)``)
+    marker : a :class:`~xmark_core.generator.model.Marker` (anything with ``mark(images)``);
+        a :class:`~xmark_core.harden.HardenedMarker` writes a hardened release and records
+        its hardening models and budget in the owner record
     target : class index whose images get marked; labels are never changed
     out_dir : output folder (see the module docstring for its layout)
     rho : fraction of the target-class images to mark

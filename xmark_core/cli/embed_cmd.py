@@ -116,6 +116,13 @@ def _embed(args: argparse.Namespace) -> int:
                 f"({ds.classes[marker.target]!r}), not {target} ({ds.classes[target]!r})",
                 args.generator,
             )
+        if args.harden_with:
+            from xmark_core.harden import HardenConfig, HardenedMarker, load_harden_models
+
+            marker = HardenedMarker(
+                marker, load_harden_models(args.harden_with, marker, list(ds.classes), device=args.device),
+                HardenConfig(psnr_floor=args.harden_psnr, ssim_floor=args.harden_ssim or None,
+                             steps=args.harden_steps))
         with tqdm_progress("embed", "img") as p:
             res = embed_release(ds, marker, target, args.out, rho=args.rho, seed=args.seed,
                                 shard=args.shard, progress=p, selection=args.selection)
@@ -179,6 +186,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "Faster; measured on the phantom: about twice the largest input side a "
                         "model is expected to train at keeps the mark learned, the input side "
                         "itself weakens it (README, Results: Speed)")
+    e.add_argument("--harden-with", action="append", default=[], metavar="CKPT",
+                   help="also push each marked image away from the target class for this clean "
+                        "classifier of the owner's (repeat for several; 'surrogate' = the "
+                        "surrogate), inside the --harden-psnr budget shared with the mark: a "
+                        "model of that architecture then learns the mark more readily (lab, XXII)")
+    e.add_argument("--harden-psnr", type=float, default=42.0,
+                   help="PSNR floor (dB) of mark + hardening per image (default 42)")
+    e.add_argument("--harden-ssim", type=float, default=0.99,
+                   help="SSIM floor of mark + hardening per image (default 0.99; 0: none)")
+    e.add_argument("--harden-steps", type=int, default=20, help="PGD steps of the hardening (default 20)")
     e.add_argument("--out", help="output folder")
     e.add_argument("--device", default=None)
     e.add_argument("--json", action="store_true", help="print a JSON summary on stdout")

@@ -1,0 +1,67 @@
+"""What the hardening of a release costs and does, at its 256 px source (lab; repo root).
+
+Takes the models a benchmark run with ``harden`` kept (``--keep-models DIR``: the surrogate, the
+generator and the owner's clean models ``clean_{arch}_{size}px_seed{seed}.pt``), marks the
+images the run marks, and hardens them (:func:`xmark_core.harden.harden`) under each variant
+of VARIANTS (``psnr:ssim:weighting``, comma-joined; ssim ``none`` = no SSIM floor). Per variant
+it prints the mean and lowest PSNR and SSIM over the marked images (16-bit as released) and the
+mean target probability each clean model gives them at its input size. EPS: the kept generator's
+mark at another strength (eps scales it; a generator trained at that eps would differ). Trains nothing.
+
+    PYTHONPATH=docs/lab/learnability:. python docs/lab/learnability/harden_budget.py results/full_hard_models
+    VARIANTS=42:none:flat,42:0.99:flat,42:0.99:contrast,42:none:contrast PYTHONPATH=... (as above)
+"""
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from kept import kept_owner
+
+from benchmarks.context import quantize16, resize_stack
+from benchmarks.settings import preset
+from xmark_core.data.base import to_arrays
+from xmark_core.data.phantom import PhantomDataset
+from xmark_core.embed import select_marked
+from xmark_core.harden import HardenConfig, HardenModel, harden
+from xmark_core.nets.checkpoint import load_checkpoint
+from xmark_core.nets.train import predict_proba
+from xmark_core.quality import psnr, ssim
+
+torch.set_num_threads(int(os.environ.get("THREADS", 1)))
+folder = Path(sys.argv[1])
+s = preset("full")
+archs = os.environ.get("BY", "smallcnn+resnet18").split("+")
+marker = kept_owner(folder, s)
+if os.environ.get("EPS"):  # the kept generator at another strength (its mark scales with eps)
+    marker.generator.eps = float(os.environ["EPS"])
+clean = [HardenModel(load_checkpoint(folder / f"clean_{a}_{s.input_size}px_seed{s.seed}.pt", device="cpu").model,
+                     s.input_size, a) for a in archs]
+X, y = to_arrays(PhantomDataset(s.n_images, size=s.source_size, seed=s.seed), s.source_size)
+X = X[:, 0]
+scores = predict_proba(clean[0].model if archs[0] == s.arch else marker.surrogate,
+                       resize_stack(X, s.input_size)[:, None])[:, s.target]
+idx = select_marked(y, s.target, s.rho, s.seed, scores)  # the run's choice (its surrogate's scores)
+src = X[idx]
+marked = np.asarray(marker.mark(src), np.float32)
+
+
+def describe(name: str, images: np.ndarray) -> None:
+    q = quantize16(images)
+    ps = [psnr(a, b) for a, b in zip(src, q)]
+    ss = [ssim(a, b) for a, b in zip(src, q)]
+    small = resize_stack(q, s.input_size)[:, None]
+    probs = " ".join(f"{hm.name} {predict_proba(hm.model, small)[:, s.target].mean():.3f}" for hm in clean)
+    print(f"{name:28s} PSNR {np.mean(ps):.2f} (min {np.min(ps):.2f})  SSIM {np.mean(ss):.4f} "
+          f"(min {np.min(ss):.4f})  P(target): {probs}", flush=True)
+
+
+describe("mark only", marked)
+for v in os.environ.get("VARIANTS", "42:none:flat,42:0.99:flat,42:0.99:contrast").split(","):
+    p, q, w = v.split(":")
+    cfg = HardenConfig(psnr_floor=float(p), ssim_floor=None if q == "none" else float(q), weighting=w)
+    t0 = time.perf_counter()
+    out = harden(src, marked, clean, s.target, cfg, "cpu")
+    describe(f"{v} ({time.perf_counter() - t0:.0f} s)", out)

@@ -1,0 +1,36 @@
+"""More suspects on a benchmark run's (hardened) release: other seeds, sizes and architectures
+than the run trained (lab; repo root).
+
+Rebuilds the run's context from its ``run.json`` settings with ``--reuse-models`` on the run's
+kept folder (the protocol's models load instead of training; the release, hardening included,
+is made again from the kept generator), then trains each suspect of EXTRA
+(``set:size:arch:seed``, comma-joined; ``set`` is ``xmark`` or ``clean``), keeps it in the same
+folder, and verifies it as the benchmark does, with each of the run's query choices.
+
+    EXTRA=xmark:64:resnet18:101,xmark:128:resnet18:100 PYTHONPATH=. python \
+        docs/lab/learnability/hardened_extra.py results/full_hard results/full_hard_models
+"""
+import json
+import os
+import sys
+
+import torch
+
+from benchmarks import protocol
+from benchmarks.context import BenchContext, Log, brief
+from benchmarks.settings import BenchSettings, preset
+
+torch.set_num_threads(int(os.environ.get("THREADS", 1)))
+run_dir, kept = sys.argv[1], sys.argv[2]
+saved = json.loads(open(f"{run_dir}/run.json").read())["settings"]
+tuples = {f for f, t in BenchSettings.__annotations__.items() if str(t).startswith("tuple")}
+s = preset(saved.pop("preset"), **{k: tuple(v) if k in tuples else v for k, v in saved.items()})
+ctx = BenchContext.create(s, Log(), models_dir=kept, reuse_dir=kept)
+methods, _ = protocol.run(ctx)
+for spec in os.environ.get("EXTRA", "xmark:64:resnet18:101").split(","):
+    train_set, size, arch, seed = spec.split(":")
+    tr = ctx.train(train_set, size=int(size), arch=arch, seed=int(seed))
+    for q in s.query_choices:
+        r = brief(ctx.verify(ctx.suspect(tr), methods["xmark"].marker, "xmark", queries=q))
+        print(f"{spec} ({q} queries): acc {tr.accuracy:.4f} WSR {r['wsr']:.3f} dP {r['delta_p']:.3f} "
+              f"p {r['p']:.3g} claimed {r['decision']}", flush=True)
