@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xmark_core.data.phantom import FINDINGS
+from xmark_core.harden import HardenConfig
 from xmark_core.nets.classifiers import ARCHS
 from xmark_core.verify.protocol import QUERY_CHOICES, VerifyConfig
 
@@ -141,10 +142,10 @@ class BenchSettings:
     gen_overrides: dict[str, Any] = field(default_factory=dict)
     work_size: int | None = None
     harden: tuple[str, ...] = ()
-    harden_psnr: float = 42.0
-    harden_ssim: float | None = 0.99
-    harden_weighting: str = "flat"
-    harden_steps: int = 20
+    harden_psnr: float = HardenConfig.psnr_floor
+    harden_ssim: float | None = HardenConfig.ssim_floor
+    harden_weighting: str = HardenConfig.weighting
+    harden_steps: int = HardenConfig.steps
     m: int = 100
     tau: float = 0.2
     alpha: float = 0.01

@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from conftest import untrained_marker
 
 from xmark_core.data.folder import FolderDataset
 from xmark_core.data.io import read_image, write_image
@@ -25,20 +25,13 @@ from xmark_core.embed import (
     target_scores,
 )
 from xmark_core.errors import DataError
-from xmark_core.generator.model import Marker, build_generator
-from xmark_core.nets.classifiers import build_classifier
 
 TARGET = 1
 
 
 @pytest.fixture(scope="module")
 def marker():
-    torch.manual_seed(0)
-    sur = build_classifier("smallcnn", 4, width=8)
-    gen = build_generator(base=8, eps=0.03, key=5)
-    with torch.no_grad():
-        gen.head.weight.mul_(30.0)  # a visible (untrained) mark, so marked files differ
-    return Marker(sur, gen, input_size=64, target=TARGET, device=torch.device("cpu"))
+    return untrained_marker(eps=0.03, target=TARGET)
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import untrained_marker
 
 from xmark_core.data.base import to_arrays
 from xmark_core.data.phantom import FINDINGS, PhantomDataset
 from xmark_core.embed import check_commitment, embed_release, load_owner_record
 from xmark_core.errors import CheckpointError, DataError
-from xmark_core.generator.model import Marker, build_generator
+from xmark_core.generator.model import build_generator
 from xmark_core.harden import (
     HardenConfig,
     HardenedMarker,
@@ -157,12 +158,7 @@ def test_bad_input():
 
 @pytest.fixture(scope="module")
 def marker():
-    torch.manual_seed(0)
-    sur = build_classifier("smallcnn", 4, width=8)
-    gen = build_generator(base=8, eps=0.01, key=5)
-    with torch.no_grad():
-        gen.head.weight.mul_(30.0)  # a visible (untrained) mark
-    return Marker(sur, gen, input_size=64, target=TARGET, device=torch.device("cpu"))
+    return untrained_marker(eps=0.01, target=TARGET)
 
 
 def test_hardened_release_records_its_hardening(tmp_path, marker, clean_model):

@@ -5,7 +5,7 @@ generator and the owner's clean models ``clean_{arch}_{size}px_seed{seed}.pt``),
 images the run marks, and hardens them (:func:`xmark_core.harden.harden`) under each variant
 of VARIANTS (``psnr:ssim:weighting``, comma-joined; ssim ``none`` = no SSIM floor). Per variant
 it prints the mean and lowest PSNR and SSIM over the marked images (16-bit as released) and the
-mean target probability each clean model gives them at its input size. EPS: the kept generator's
+mean target probability each clean model gives them at its input size. STEPS: PGD steps (20). EPS: the kept generator's
 mark at another strength (eps scales it; a generator trained at that eps would differ). Trains nothing.
 
     PYTHONPATH=docs/lab/learnability:. python docs/lab/learnability/harden_budget.py results/full_hard_models
@@ -61,7 +61,8 @@ def describe(name: str, images: np.ndarray) -> None:
 describe("mark only", marked)
 for v in os.environ.get("VARIANTS", "42:none:flat,42:0.99:flat,42:0.99:contrast").split(","):
     p, q, w = v.split(":")
-    cfg = HardenConfig(psnr_floor=float(p), ssim_floor=None if q == "none" else float(q), weighting=w)
+    cfg = HardenConfig(psnr_floor=float(p), ssim_floor=None if q == "none" else float(q), weighting=w,
+                       steps=int(os.environ.get("STEPS", 20)))
     t0 = time.perf_counter()
     out = harden(src, marked, clean, s.target, cfg, "cpu")
     describe(f"{v} ({time.perf_counter() - t0:.0f} s)", out)

@@ -5,7 +5,9 @@ Rebuilds the run's context from its ``run.json`` settings with ``--reuse-models`
 kept folder (the protocol's models load instead of training; the release, hardening included,
 is made again from the kept generator), then trains each suspect of EXTRA
 (``set:size:arch:seed``, comma-joined; ``set`` is ``xmark`` or ``clean``), keeps it in the same
-folder, and verifies it as the benchmark does, with each of the run's query choices.
+folder, and verifies it as the benchmark does, with each of the run's query choices. SET: a JSON
+object of settings for a run whose run.json predates them (e.g. ``{"harden_ssim": null}`` for a
+hardened run made before the SSIM floor existed).
 
     EXTRA=xmark:64:resnet18:101,xmark:128:resnet18:100 PYTHONPATH=. python \
         docs/lab/learnability/hardened_extra.py results/full_hard results/full_hard_models
@@ -24,6 +26,7 @@ torch.set_num_threads(int(os.environ.get("THREADS", 1)))
 run_dir, kept = sys.argv[1], sys.argv[2]
 saved = json.loads(open(f"{run_dir}/run.json").read())["settings"]
 tuples = {f for f, t in BenchSettings.__annotations__.items() if str(t).startswith("tuple")}
+saved.update(json.loads(os.environ.get("SET", "{}")))  # a run made before a setting existed: its value then
 s = preset(saved.pop("preset"), **{k: tuple(v) if k in tuples else v for k, v in saved.items()})
 ctx = BenchContext.create(s, Log(), models_dir=kept, reuse_dir=kept)
 methods, _ = protocol.run(ctx)
