@@ -114,6 +114,20 @@ def to_arrays_like(images: np.ndarray, size: int) -> np.ndarray:
     return np.stack([resize(im, size) for im in images])[:, None]
 
 
+def test_hardening_leaves_the_callers_models_as_they_were(clean_model, target_images):
+    clean_model.train()
+    flags = [p.requires_grad for p in clean_model.parameters()]
+    before = {k: v.clone() for k, v in clean_model.state_dict().items()}
+    grads = [None if p.grad is None else p.grad.clone() for p in clean_model.parameters()]
+    harden(target_images[:2], _noise_mark(target_images[:2], 44.0), [HardenModel(clean_model, 32)], TARGET,
+           HardenConfig(steps=2))
+    assert clean_model.training and [p.requires_grad for p in clean_model.parameters()] == flags
+    assert all((g is None and p.grad is None) or torch.equal(g, p.grad)  # no gradient added to the weights
+               for g, p in zip(grads, clean_model.parameters()))
+    assert all(torch.equal(before[k], v) for k, v in clean_model.state_dict().items())  # BN stats too
+    clean_model.eval()
+
+
 def test_no_room_left_means_no_hardening(clean_model, target_images):
     X = target_images[:4]
     marked = _noise_mark(X, 41.0)  # the mark alone is below the floor
