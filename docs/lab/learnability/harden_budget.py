@@ -5,7 +5,8 @@ generator and the owner's clean models ``clean_{arch}_{size}px_seed{seed}.pt``),
 images the run marks, and hardens them (:func:`xmark_core.harden.harden`) under each variant
 of VARIANTS (``psnr:ssim:weighting``, comma-joined; ssim ``none`` = no SSIM floor). Per variant
 it prints the mean and lowest PSNR and SSIM over the marked images (16-bit as released) and the
-mean target probability each clean model gives them at its input size. STEPS: PGD steps (20). EPS: the kept generator's
+mean target probability each clean model gives them at its input size. STEPS: PGD steps (20).
+CONTRAST_POWER: the ``contrast`` weights raised to this power (0.5: halfway to flat). EPS: the kept generator's
 mark at another strength (eps scales it; a generator trained at that eps would differ). Trains nothing.
 
     PYTHONPATH=docs/lab/learnability:. python docs/lab/learnability/harden_budget.py results/full_hard_models
@@ -31,6 +32,18 @@ from xmark_core.nets.train import predict_proba
 from xmark_core.quality import psnr, ssim
 
 torch.set_num_threads(int(os.environ.get("THREADS", 1)))
+if os.environ.get("CONTRAST_POWER"):  # lab variant: the contrast weights raised to this power
+    import xmark_core.harden as H
+
+    _contrast, _power = H._weights, float(os.environ["CONTRAST_POWER"])
+
+    def _powered(src: torch.Tensor, weighting: str) -> torch.Tensor:
+        if weighting != "contrast":
+            return _contrast(src, weighting)
+        w = _contrast(src, weighting) ** _power
+        return w / w.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
+
+    H._weights = _powered
 folder = Path(sys.argv[1])
 s = preset("full")
 archs = os.environ.get("BY", "smallcnn+resnet18").split("+")
