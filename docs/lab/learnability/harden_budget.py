@@ -3,8 +3,9 @@
 Takes the models a benchmark run with ``harden`` kept (``--keep-models DIR``: the surrogate, the
 generator and the owner's clean models ``clean_{arch}_{size}px_seed{seed}.pt``), marks the
 images the run marks, and hardens them (:func:`xmark_core.harden.harden`) under each variant
-of VARIANTS (``psnr:ssim:weighting``, comma-joined; ssim ``none`` = no SSIM floor). Per variant
-it prints the mean and lowest PSNR and SSIM over the marked images (16-bit as released) and the
+of VARIANTS (``psnr:ssim:weighting``, comma-joined; ssim ``none`` = no SSIM floor), each as the
+benchmark's ``add_release`` writes it. Per variant it prints the mean and lowest PSNR and mean
+SSIM over the marked images (16-bit as released) and the
 mean target probability each clean model gives them at its input size. STEPS: PGD steps (20).
 CONTRAST_POWER: the ``contrast`` weights raised to this power (0.5: halfway to flat). EPS: the kept generator's
 mark at another strength (eps scales it; a generator trained at that eps would differ). Trains nothing.
@@ -16,20 +17,16 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
 from kept import kept_owner
 
-from benchmarks.context import quantize16, resize_stack
+from benchmarks.context import BenchContext, Log, resize_stack
 from benchmarks.settings import preset
-from xmark_core.data.base import to_arrays
-from xmark_core.data.phantom import PhantomDataset
-from xmark_core.embed import select_marked
-from xmark_core.harden import HardenConfig, HardenModel, harden
+from xmark_core.harden import HardenConfig, HardenedMarker, HardenModel
 from xmark_core.nets.checkpoint import load_checkpoint
 from xmark_core.nets.train import predict_proba
-from xmark_core.quality import psnr, ssim
 
 torch.set_num_threads(int(os.environ.get("THREADS", 1)))
 if os.environ.get("CONTRAST_POWER"):  # lab variant: the contrast weights raised to this power
@@ -52,30 +49,23 @@ if os.environ.get("EPS"):  # the kept generator at another strength (its mark sc
     marker.generator.eps = float(os.environ["EPS"])
 clean = [HardenModel(load_checkpoint(folder / f"clean_{a}_{s.input_size}px_seed{s.seed}.pt", device="cpu").model,
                      s.input_size, a) for a in archs]
-X, y = to_arrays(PhantomDataset(s.n_images, size=s.source_size, seed=s.seed), s.source_size)
-X = X[:, 0]
-scores = predict_proba(clean[0].model if archs[0] == s.arch else marker.surrogate,
-                       resize_stack(X, s.input_size)[:, None])[:, s.target]
-idx = select_marked(y, s.target, s.rho, s.seed, scores)  # the run's choice (its surrogate's scores)
-src = X[idx]
-marked = np.asarray(marker.mark(src), np.float32)
+# The benchmark's own data, selection (the surrogate's hardest), 16-bit release and quality record.
+ctx = BenchContext.create(s, Log())
+ctx.set_selection(marker.surrogate)
 
 
-def describe(name: str, images: np.ndarray) -> None:
-    q = quantize16(images)
-    ps = [psnr(a, b) for a, b in zip(src, q)]
-    ss = [ssim(a, b) for a, b in zip(src, q)]
-    small = resize_stack(q, s.input_size)[:, None]
+def describe(name: str, m: Any) -> None:
+    t0 = time.perf_counter()
+    rel = ctx.add_release(name, m)
+    small = resize_stack(rel.marked, s.input_size)[:, None]
     probs = " ".join(f"{hm.name} {predict_proba(hm.model, small)[:, s.target].mean():.3f}" for hm in clean)
-    print(f"{name:28s} PSNR {np.mean(ps):.2f} (min {np.min(ps):.2f})  SSIM {np.mean(ss):.4f} "
-          f"(min {np.min(ss):.4f})  P(target): {probs}", flush=True)
+    print(f"{name:28s} PSNR {rel.psnr:.2f} (min {rel.psnr_min:.2f})  SSIM {rel.ssim:.4f}  P(target): {probs} "
+          f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
-describe("mark only", marked)
+describe("mark only", marker)
 for v in os.environ.get("VARIANTS", "42:none:flat,42:0.99:flat,42:0.99:contrast").split(","):
     p, q, w = v.split(":")
     cfg = HardenConfig(psnr_floor=float(p), ssim_floor=None if q == "none" else float(q), weighting=w,
                        steps=int(os.environ.get("STEPS", 20)))
-    t0 = time.perf_counter()
-    out = harden(src, marked, clean, s.target, cfg, "cpu")
-    describe(f"{v} ({time.perf_counter() - t0:.0f} s)", out)
+    describe(v, HardenedMarker(marker, clean, cfg))
