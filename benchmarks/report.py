@@ -346,15 +346,20 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
 
     xr = res.get("xmark") or {}
     if xr:
-        lines += ["", "**Resolution transfer (X-Mark release)**", "",
-                  "| suspect | input px | BA | WSR | ΔP | p |", "|---|---|---|---|---|---|"]
+        more = list(dict.fromkeys(q for r in xr.values() for q in r.get("by_queries") or {}))
+        lines += ["", "**Resolution transfer (X-Mark release)**"
+                  + (f" (WSR, ΔP, p with {s.get('queries', 'the default')} queries)" if more else ""), "",
+                  "| suspect | input px | BA | WSR | ΔP | p |" + "".join(f" ΔP, p ({q} queries) |" for q in more),
+                  "|---|---|---|---|---|---|" + "---|" * len(more)]
         for k, r in xr.items():
             if "skipped" in r:
-                lines.append(f"| {k} | – | – | – | – | skipped: {r['skipped']} |")
+                lines.append(f"| {k} | – | – | – | – | skipped: {r['skipped']} |" + " – |" * len(more))
             else:
                 label = f"{r['arch']} (other arch)" if k == "other_arch" else f"×{k} of source"
+                alt = [(r.get("by_queries") or {}).get(q) for q in more]
                 lines.append(f"| {label} | {r['input_size']} | {_pct(r['ba'])} | {_pct(r['wsr'])} | "
-                             f"{_f(r['delta_p'])} | {_p(r['p'])} |")
+                             f"{_f(r['delta_p'])} | {_p(r['p'])} |"
+                             + "".join(f" {_f(a['delta_p'])}, {_p(a['p'])} |" if a else " – |" for a in alt))
 
     att = parts.get("attacks") or {}
     if att:

@@ -3,7 +3,10 @@
 Suspects are trained on a method's release downsampled to a fraction of the source
 resolution (their input size is that fraction; queries at the source resolution are
 resized to it by the suspect's own preprocessing), and, for X-Mark, on the release at the
-standard size with another architecture than the surrogate's.
+standard size with another architecture than the surrogate's. Each case is verified with the
+settings' ``queries`` and also with each of ``also_queries`` (``by_queries``): the owner's
+proxy shares the surrogate's architecture, and the query choice it makes can undersell a
+suspect of another architecture.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ MIN_SIZE = 32  # the classifiers need at least 32 px
 
 
 def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, dict[str, Any]]:
-    """Per method: ``{str(factor): {wsr, delta_p, p, input_size, ba, ...}}``; X-Mark also has
-    ``other_arch``. Factors whose side falls below 32 px are recorded as skipped.
+    """Per method: ``{str(factor): {wsr, delta_p, p, input_size, ba, ..., by_queries}}``; X-Mark
+    also has ``other_arch``. Factors whose side falls below 32 px are recorded as skipped.
+    ``by_queries`` (only with ``also_queries``): ``{choice: brief(...)}`` for each other query
+    choice; the row's own numbers are with the settings' ``queries``.
 
     Each suspect is verified and logged as soon as it is trained (also with ``jobs`` > 1), so
     the log of a run stopped early holds every case it finished.
@@ -29,10 +34,14 @@ def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, dict[str, An
     def case(tr: Trained) -> dict[str, Any]:
         key = (tr.train_set, tr.arch, tr.input_size)
         if key not in cases:
-            r = brief(ctx.verify(ctx.suspect(tr), methods[tr.train_set].marker, tr.train_set))
+            suspect, marker = ctx.suspect(tr), methods[tr.train_set].marker
+            r = brief(ctx.verify(suspect, marker, tr.train_set))
+            more = {q: brief(ctx.verify(suspect, marker, tr.train_set, queries=q)) for q in s.query_choices[1:]}
             ctx.log(f"resolution {tr.train_set} {tr.arch}@{tr.input_size}px: "
-                    f"WSR {r['wsr']:.3f} dP {r['delta_p']:.3f} p {r['p']:.3g}")
-            cases[key] = {**r, "input_size": tr.input_size, "arch": tr.arch, "ba": tr.accuracy}
+                    f"WSR {r['wsr']:.3f} dP {r['delta_p']:.3f} p {r['p']:.3g}"
+                    + "".join(f"; {q} queries dP {m['delta_p']:.3f} p {m['p']:.3g}" for q, m in more.items()))
+            cases[key] = {**r, "input_size": tr.input_size, "arch": tr.arch, "ba": tr.accuracy,
+                          **({"by_queries": more} if more else {})}
         return cases[key]
 
     ctx.train_many([(name, s.size_at(f), None, None) for name in methods

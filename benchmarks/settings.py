@@ -78,8 +78,10 @@ class BenchSettings:
     also_queries : other query choices the protocol's Malicious suspects and its clean
         reference are verified with besides ``queries`` (default: boundary, the library's
         default): the same models, the same pool, the same claim; reported side by side
-        (``by_queries``), so that choosing between them does not rest on comparing runs. Every
-        other part, and the summary, use ``queries``; ``[]`` verifies with ``queries`` only
+        (``by_queries``), so that choosing between them does not rest on comparing runs. The
+        resolution part's suspects are verified with them too (a suspect of another
+        architecture than the proxy's may need boundary queries). Every other part, and the
+        summary, use ``queries``; ``[]`` verifies with ``queries`` only
     specificity : the key-specificity check in degrees (VerifyConfig.specificity; X-Mark
         only: the baselines have no key carrier to turn)
     also_checks : other check angles (degrees; 0 = no check) the false-accusations part verifies

@@ -477,6 +477,25 @@ def test_train_many_in_processes_gives_the_weights_train_gives():
         preset("micro", jobs=0)
 
 
+def test_resolution_rows_are_verified_with_every_query_choice(micro):
+    """Each resolution suspect is verified with `also_queries` beside `queries`: the micro ¼
+    case is the protocol's Malicious suspect, so its boundary numbers are the protocol's; the
+    table shows them in their own column."""
+    settings, out, _, _ = micro
+    assert settings.query_choices == ("proxy", "boundary")
+    res = json.loads((out / "details" / "resolution.json").read_text())["results"]["xmark"]
+    proto = json.loads((out / "details" / "protocol.json").read_text())["results"]["xmark"]
+    for k in ("0.5", "0.25", "other_arch"):
+        assert set(res[k]["by_queries"]) == {"boundary"}
+        assert 0 <= res[k]["by_queries"]["boundary"]["p"] <= 1
+    quarter, mal = res["0.25"], proto["by_queries"]
+    assert quarter["delta_p"] == mal["proxy"]["malicious"]["delta_p"][0]
+    assert quarter["by_queries"]["boundary"]["delta_p"] == mal["boundary"]["malicious"]["delta_p"][0]
+    assert quarter["by_queries"]["boundary"]["delta_p"] != quarter["delta_p"]
+    table = (out / "table.md").read_text()
+    assert "ΔP, p (boundary queries) |" in table and "(WSR, ΔP, p with proxy queries)" in table
+
+
 def test_resolution_part_verifies_each_suspect_as_it_finishes(micro, tmp_path):
     """With `jobs` 2 the resolution suspects train at once; each is verified and logged right
     after its training (a stopped run keeps what it finished), with the numbers `jobs` 1 gives."""
