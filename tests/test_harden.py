@@ -27,6 +27,7 @@ from xmark_core.harden import (
 from xmark_core.nets import build_classifier, save_checkpoint
 from xmark_core.nets.train import TrainConfig, predict_proba, train_classifier
 from xmark_core.quality import psnr, ssim
+from xmark_core.report import check_owner_record, hardening_text
 
 TARGET = 1
 
@@ -192,6 +193,12 @@ def test_hardened_release_records_its_hardening(tmp_path, marker, clean_model):
         assert a["sha256"] != b["sha256"]
         if b["psnr"] >= 42.0:
             assert 42.0 - 1e-3 <= a["psnr"] < b["psnr"]
+    # the verifier's owner check carries it to the evidence, and the report says it in words
+    owner = check_owner_record(res.owner_record_path)
+    assert owner["ok"] and owner["record_hardening"] == h and "record_hardening" not in check_owner_record(
+        plain.owner_record_path)
+    text = hardening_text(owner["record_hardening"])
+    assert "clean smallcnn (32 px)" in text and "PSNR >= 42 dB and SSIM >= 0.99 per image" in text
     # a record whose hardening is edited no longer matches its commitment
     rec["hardening"]["psnr_floor"] = 30.0
     assert not check_commitment(rec)

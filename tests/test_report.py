@@ -122,6 +122,10 @@ def test_evidence_bundle(verification, owner, tmp_path):
     assert page.count("<svg") == 3 and "Ownership claimed" in page
     assert "<script" not in page and 'src="http' not in page and "href=\"http" not in page
     assert len(page) < 1_500_000 and page == render_html(loaded)
+    # the owner table says what was released under the commitment
+    assert "<th>marked class (owner record)</th><td>Cardiomegaly</td>" in page
+    assert "<th>owner key (owner record)</th><td>7</td>" in page
+    assert "<th>hardening (owner record)</th><td>none: the released images carry the mark alone</td>" in page
     assert paths["pdf"].read_bytes()[:5] == b"%PDF-"
 
     tampered = json.loads(paths["evidence"].read_text())

@@ -76,6 +76,18 @@ def specificity_text(spec: dict[str, Any] | None) -> str:
             + ("passed" if lo["decision"] and hi["decision"] else "NOT passed: a turned key is answered as strongly"))
 
 
+def hardening_text(hardening: dict[str, Any] | None) -> str:
+    """One line on an owner record's ``hardening`` (``none``: the release carries the mark alone)."""
+    if not hardening:
+        return "none: the released images carry the mark alone"
+    models = ", ".join(f"{m.get('name', 'model')} ({m.get('input_size')} px)" for m in hardening.get("models") or [])
+    ssim = hardening.get("ssim_floor")
+    return (f"each marked image was also pushed away from the target class for the owner's clean models "
+            f"{models or '(none named)'}, within PSNR >= {hardening.get('psnr_floor'):g} dB"
+            + (f" and SSIM >= {ssim:g}" if ssim is not None else "") + " per image (mark included); "
+            "the queries carry the mark only")
+
+
 # ----------------------------------------------------------------------------- building
 
 
@@ -141,7 +153,7 @@ def check_owner_record(path: str | Path, generator: str | Path | None = None,
         out[f"{name}_ok"] = None if want is None else got == want
         if want is not None:
             checks.append(got == want)
-    for key in ("target", "target_name", "key", "rho", "created"):
+    for key in ("target", "target_name", "key", "rho", "created", "hardening"):
         if key in record:
             out[f"record_{key}"] = record[key]
     out["ok"] = all(checks)
@@ -337,6 +349,10 @@ def render_html(ev: dict[str, Any]) -> str:
             ("recomputed from the owner record", owner.get("commitment_recomputed")),
             ("commitment check", _check(owner.get("commitment_ok"))),
             ("owner record file SHA-256", owner.get("record_sha256")),
+            ("marked class (owner record)", owner.get("record_target_name", owner.get("record_target"))),
+            ("owner key (owner record)", owner.get("record_key")),
+            ("share of the class marked (owner record)", owner.get("record_rho")),
+            ("hardening (owner record)", hardening_text(owner.get("record_hardening"))),
         ]
         for name in ("generator", "surrogate"):
             if f"{name}_sha256" in owner:
