@@ -188,7 +188,10 @@ def hardened(ctx: BenchContext, marker: Marker) -> HardenedMarker:
 def xmark_method(ctx: BenchContext, surrogate: Trained) -> Method:
     marker, history = train_xmark(ctx, surrogate, ctx.s.owner_key)
     # The release may be hardened; the owner's queries carry the mark alone.
-    release = ctx.add_release(XMARK, hardened(ctx, marker) if ctx.s.harden else marker)
+    release_marker = hardened(ctx, marker) if ctx.s.harden else marker
+    release = ctx.add_release(XMARK, release_marker)
+    if ctx.s.harden:
+        ctx.log(f"hardening changed {release_marker.n_hardened} of {release_marker.n_marked} marked images")
 
     def independent(i: int) -> MarkerLike:
         return train_xmark(ctx, surrogate, ctx.s.key(i))[0]
@@ -200,6 +203,7 @@ def xmark_method(ctx: BenchContext, surrogate: Trained) -> Method:
         "generator_config": dataclasses.asdict(generator_config(ctx, ctx.s.owner_key)),
         "generator_history": history, "work_size": ctx.s.work_size,
         "harden": list(ctx.s.harden),
+        "n_hardened": getattr(release_marker, "n_hardened", 0),  # the others had no room under the floors
     }, prefetch)
 
 

@@ -381,6 +381,7 @@ def test_harden_setting_hardens_the_x_mark_release_alone_within_its_floor(tmp_pa
     assert (tmp_path / "models" / f"clean_resnet18_{settings.input_size}px_seed{settings.seed}.pt").is_file()
     proto = json.loads((tmp_path / "h" / "details" / "protocol.json").read_text())["results"]
     assert proto["xmark"]["info"]["harden"] == ["smallcnn", "resnet18"]
+    assert proto["xmark"]["info"]["n_hardened"] == proto["xmark"]["n_marked"]  # every image had room
     x, x0 = hard["xmark"], plain["xmark"]
     assert x0["psnr"] - 0.2 > x["psnr"] >= settings.harden_psnr - 1e-3  # the budget the mark left is spent
     assert proto["xmark"]["psnr_min"] >= settings.harden_psnr - 1e-3

@@ -230,6 +230,16 @@ def test_cli_embed_with_hardening(tmp_path, marker, capsys):
     assert names[0] == "surrogate" and names[1].startswith("resnet18")
     assert [m["input_size"] for m in rec["hardening"]["models"]] == [64, 32]
     assert rec["hardening"]["models"][1]["sha256"] == sha256_file(tmp_path / "r18.pt")
+    assert "note:" not in capsys.readouterr().err  # every marked image had room
+    # floors that leave no room (SSIM 1: any change is too much): nothing is added, and the user
+    # is told what to change
+    assert main([*base, "--out", str(tmp_path / "full"), "--harden-with", "surrogate", "--harden-ssim", "1"]) == 0
+    err = capsys.readouterr().err
+    n = len(rec["marked"])
+    assert f"hardening changed 0 of {n} marked images" in err and "--eps" in err
+    assert main([*base[:-2], "--out", str(tmp_path / "plain")]) == 0  # the same without hardening
+    assert ([m["sha256"] for m in load_owner_record(tmp_path / "full")["marked"]]
+            == [m["sha256"] for m in load_owner_record(tmp_path / "plain")["marked"]])
     # a generator is not a clean classifier to harden against: refused with the reason
     assert main([*base, "--out", str(tmp_path / "bad"), "--harden-with", str(tmp_path / "G.pt")]) != 0
     assert "clean classifiers" in capsys.readouterr().err

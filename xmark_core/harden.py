@@ -252,11 +252,15 @@ class HardenedMarker:
     inner : the :class:`~xmark_core.generator.model.Marker` (needs ``target``)
     models : the owner's clean models the marked images are hardened against
     config : :class:`HardenConfig`
+    n_marked, n_hardened : images marked so far, and how many of them the hardening changed
+        (the others had no room left under the floors: the mark alone spent the budget)
     """
 
     inner: Any
     models: list[HardenModel]
     config: HardenConfig = field(default_factory=HardenConfig)
+    n_marked: int = 0
+    n_hardened: int = 0
 
     def __post_init__(self) -> None:
         if getattr(self.inner, "target", None) is None:
@@ -265,7 +269,7 @@ class HardenedMarker:
             raise DataError("hardening needs at least one of the owner's clean models")
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("inner", "models", "config"):  # not yet set (copy, unpickling)
+        if name in ("inner", "models", "config", "n_marked", "n_hardened"):  # not yet set (copy, unpickling)
             raise AttributeError(name)
         return getattr(self.inner, name)
 
@@ -275,7 +279,19 @@ class HardenedMarker:
         flat = batch.reshape((-1, *batch.shape[-2:]))
         marked = np.asarray(self.inner.mark(flat), np.float32).reshape(flat.shape)
         out = harden(flat, marked, self.models, self.inner.target, self.config, getattr(self.inner, "device", None))
+        self.n_marked += len(flat)
+        self.n_hardened += int(np.count_nonzero((out != marked).any(axis=(1, 2))))
         return out.reshape(batch.shape)
+
+    def room_note(self) -> str | None:
+        """A line for the user when some marked images had no room for hardening (None if all had)."""
+        if self.n_hardened == self.n_marked:
+            return None
+        c = self.config
+        floors = f"PSNR {c.psnr_floor:g} dB" + (f", SSIM {c.ssim_floor:g}" if c.ssim_floor is not None else "")
+        return (f"hardening changed {self.n_hardened} of {self.n_marked} marked images: the mark alone already "
+                f"reaches the floors ({floors}) on the others, which carry the mark only. A lighter mark leaves "
+                "room (xmark train-generator --eps, e.g. 0.015), or lower the floors (--harden-psnr, --harden-ssim)")
 
     def hardening(self) -> dict[str, Any]:
         """What an owner record stores about the hardening (part of the commitment)."""

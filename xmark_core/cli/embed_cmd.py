@@ -126,6 +126,9 @@ def _embed(args: argparse.Namespace) -> int:
         with tqdm_progress("embed", "img") as p:
             res = embed_release(ds, marker, target, args.out, rho=args.rho, seed=args.seed,
                                 shard=args.shard, progress=p, selection=args.selection)
+        note = marker.room_note() if args.harden_with else None
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     if args.json:
         emit_json(res.summary())
     elif res.commitment:
