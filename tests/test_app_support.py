@@ -274,6 +274,10 @@ def test_evidence_files_of_a_verification(tmp_path):
             "owner_files": None, "created_utc": "2026-01-01T00:00:00+00:00"}
     check = evidence_view.commitment_check(None)
     assert not check.ok and "not tied" in check.message
+    shipped = evidence_view.commitment_check({"record": "models/owner_record.json", "generator": "models/generator.pt",
+                                              "surrogate": "models/surrogate.pt"})
+    assert shipped.ok and ("It records a share of 0.1 of the 'Cardiomegaly' images marked under key 189; "
+                           "hardening: none: the released images carry the mark alone.") in shipped.message
     ev = evidence_view.evidence_dict(last)
     (tmp_path / "evidence.json").write_bytes(evidence_view.json_bytes(ev))
     assert load_evidence(tmp_path / "evidence.json")["decision"] is True  # hash verifies

@@ -127,8 +127,10 @@ def check_owner_record(path: str | Path, generator: str | Path | None = None,
     Returns
     -------
     dict with ``commitment`` (published value), ``commitment_recomputed``,
-    ``commitment_ok``, per-file ``*_sha256`` / ``*_ok`` entries, ``record_sha256`` and
-    ``ok`` (all checks passed).
+    ``commitment_ok``, per-file ``*_sha256`` / ``*_ok`` entries, ``record_sha256``, what the
+    record says was released where it says it (``record_target``, ``record_target_name``,
+    ``record_key``, ``record_rho``, ``record_created``, ``record_hardening``) and ``ok`` (all
+    checks passed).
     """
     path = Path(path)
     record = _read_json(path, "owner record not found", "owner record is not valid JSON")
@@ -156,6 +158,9 @@ def check_owner_record(path: str | Path, generator: str | Path | None = None,
     for key in ("target", "target_name", "key", "rho", "created", "hardening"):
         if key in record:
             out[f"record_{key}"] = record[key]
+    gen = record.get("generator")
+    if "record_key" not in out and isinstance(gen, dict) and gen.get("key") is not None:
+        out["record_key"] = gen["key"]  # where xmark embed writes it
     out["ok"] = all(checks)
     return out
 

@@ -44,12 +44,24 @@ def commitment_check(files: dict[str, str] | None) -> CommitmentCheck:
         return CommitmentCheck(False, f"The owner record cannot be checked: {e}", None)
     if d["ok"]:
         msg = (f"The owner record matches its published commitment {d['commitment'][:16]}… and names the "
-               "generator and surrogate used here.")
+               "generator and surrogate used here. " + record_summary(d))
     elif not d["commitment_ok"]:
         msg = "The owner record does NOT match its published commitment: it was changed after release."
     else:
         msg = "The generator or surrogate used here is not the one the owner record commits to."
     return CommitmentCheck(bool(d["ok"]), msg, d)
+
+
+def record_summary(owner: dict[str, Any]) -> str:
+    """What the checked owner record says was released (:func:`~xmark_core.report.check_owner_record`
+    output), in one sentence for a reviewer."""
+    from xmark_core.report import hardening_text
+
+    name = owner.get("record_target_name", owner.get("record_target", "?"))
+    rho = owner.get("record_rho")
+    share = f"a share of {rho:g} of the '{name}' images marked" if rho is not None else f"the '{name}' class marked"
+    return (f"It records {share} under key {owner.get('record_key', '?')}; hardening: "
+            f"{hardening_text(owner.get('record_hardening'))}.")
 
 
 def parameter_rows(result: Any, last: dict[str, Any]) -> list[dict[str, str]]:
