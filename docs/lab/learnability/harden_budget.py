@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from kept import kept_owner
 
-from benchmarks.context import BenchContext, Log, resize_stack
+from benchmarks.context import CLEAN, BenchContext, Log, resize_stack
 from benchmarks.settings import preset
 from xmark_core.harden import HardenConfig, HardenedMarker, HardenModel
 from xmark_core.nets.checkpoint import load_checkpoint
@@ -57,7 +57,7 @@ clean = [HardenModel(load_checkpoint(folder / f"clean_{a}_{s.input_size}px_seed{
 ctx = BenchContext.create(s, Log())
 ctx.set_selection(marker.surrogate)
 if os.environ.get("SEL", "surrogate") == "ensemble":  # the hardest for the mean of all the owner's models
-    X = ctx.train_images("clean", s.input_size)
+    X = ctx.train_images(CLEAN, s.input_size)
     ctx.cache["scores"] = (ctx.cache["scores"] + sum(predict_proba(hm.model, X)[:, s.target]
                                                      for hm in clean)) / (1 + len(clean))
 
