@@ -18,7 +18,7 @@ suspects' own downsampling), inside a budget it shares with the mark:
   budget, nothing is added.
 
 Measured at the full preset's scale (docs/architecture.md, 7): at a 41 dB floor a resnet18
-suspect learns the mark (2 of 2 seeds), within 42 dB and SSIM 0.99 one of two does; it needs
+suspect learns the mark (4 of 4 seeds), within 42 dB and SSIM 0.99 one of six does; it needs
 a lighter mark than the default, so hardening is opt-in.
 
 Labels are never changed. The owner's clean models are its own (trained on its data); a
