@@ -30,7 +30,7 @@ owner's queries carry the mark, not the hardening.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -269,7 +269,7 @@ class HardenedMarker:
             raise DataError("hardening needs at least one of the owner's clean models")
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("inner", "models", "config", "n_marked", "n_hardened"):  # not yet set (copy, unpickling)
+        if name in _OWN_FIELDS:  # not yet set (copy, unpickling): never the inner marker's
             raise AttributeError(name)
         return getattr(self.inner, name)
 
@@ -303,6 +303,8 @@ class HardenedMarker:
                 "models": [{"name": hm.name, "input_size": hm.input_size, "sha256": hm.sha256,
                             "weights_sha256": weights_sha256(hm.model)} for hm in self.models]}
 
+
+_OWN_FIELDS = frozenset(f.name for f in fields(HardenedMarker))
 
 SURROGATE = "surrogate"  # names the marker's own surrogate among the hardening models
 

@@ -10,8 +10,8 @@ mean target probability each clean model gives them at its input size. STEPS: PG
 CONTRAST_POWER: the ``contrast`` weights raised to this power (0.5: halfway to flat). EPS: the kept generator's
 mark at another strength (eps scales it; a generator trained at that eps would differ). SEL:
 ``surrogate`` (default: the benchmark's hardest-first selection) or ``ensemble`` (the images
-with the lowest mean target probability over the surrogate and the clean models of BY, each at
-the input size). Trains nothing.
+with the lowest mean target probability over the clean models of BY, each at the input size;
+BY's smallcnn is the surrogate, so it counts once). Trains nothing.
 
     PYTHONPATH=docs/lab/learnability:. python docs/lab/learnability/harden_budget.py results/full_hard_models
     VARIANTS=42:none:flat,42:0.99:flat,42:0.99:contrast,42:none:contrast PYTHONPATH=... (as above)
@@ -56,10 +56,9 @@ clean = [HardenModel(load_checkpoint(folder / f"clean_{a}_{s.input_size}px_seed{
 # The benchmark's own data, selection (the surrogate's hardest), 16-bit release and quality record.
 ctx = BenchContext.create(s, Log())
 ctx.set_selection(marker.surrogate)
-if os.environ.get("SEL", "surrogate") == "ensemble":  # the hardest for the mean of all the owner's models
+if os.environ.get("SEL", "surrogate") == "ensemble":  # the hardest for the mean of the owner's models
     X = ctx.train_images(CLEAN, s.input_size)
-    ctx.cache["scores"] = (ctx.cache["scores"] + sum(predict_proba(hm.model, X)[:, s.target]
-                                                     for hm in clean)) / (1 + len(clean))
+    ctx.cache["scores"] = sum(predict_proba(hm.model, X)[:, s.target] for hm in clean) / len(clean)
 
 
 def describe(name: str, m: Any) -> None:
