@@ -112,6 +112,28 @@ def test_fine_tune_changes_a_copy_and_learns():
         attacks.fine_tune(model, X[:0], y[:0])
 
 
+def test_fine_tune_depends_on_its_seed_alone_not_on_the_global_rng():
+    """smallcnn has dropout, which draws from the global RNG: the same seed must give the same
+    weights whatever the process drew before, and leave the caller's RNG where it was."""
+    torch.manual_seed(0)
+    model = build_classifier("smallcnn", 2, width=2).eval()
+    X, y = _toy(n=32)
+
+    def tuned(seed):
+        return attacks.fine_tune(model, X, y, epochs=2, lr=5e-2, batch_size=8, seed=seed).state_dict()
+
+    torch.manual_seed(1)
+    first = tuned(3)
+    torch.rand(1000)  # other random work in between
+    state = torch.get_rng_state()
+    second = tuned(3)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG is untouched
+    other = tuned(4)
+    for k in first:
+        torch.testing.assert_close(second[k], first[k], rtol=0, atol=0)
+    assert any(not torch.equal(first[k], other[k]) for k in first if first[k].is_floating_point())
+
+
 def test_fine_prune_zeroes_least_active_channels_exactly():
     model = build_classifier("smallcnn", 2, width=2).eval()  # the real head: last block -> pool -> fc
     X, _ = _toy(n=16)

@@ -248,7 +248,9 @@ def fine_tune(
     X : (N, 1, S, S) float32 images at the model's input size
     y : (N,) int class indices
     epochs, lr, batch_size, weight_decay : optimiser settings (a small lr keeps accuracy)
-    seed : shuffling seed (deterministic on CPU)
+    seed : seeds the shuffling and the random draws of training (dropout), inside a forked RNG:
+        the result depends on ``seed`` alone, not on what the process drew before, and the
+        caller's global RNG is left as it was (deterministic on CPU)
     progress : called as (step, total_steps)
 
     Returns
@@ -265,22 +267,33 @@ def fine_tune(
     gen = torch.Generator().manual_seed(int(seed))
     steps_per_epoch = (len(Xt) + batch_size - 1) // batch_size
     total, done = epochs * steps_per_epoch, 0
-    for _ in range(epochs):
-        order = torch.randperm(len(Xt), generator=gen)
-        for i in range(0, len(Xt), batch_size):
-            idx = order[i:i + batch_size]
-            if len(idx) < 2:  # BatchNorm cannot train on a single sample
-                continue
-            loss = nn.functional.cross_entropy(net(Xt[idx].to(dev)), yt[idx].to(dev))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if _after_step is not None:
-                _after_step(net)
-            done += 1
-            if progress:
-                progress(done, total)
+    # Dropout draws from the global RNG: without a fork of our own, the same seed gave other
+    # weights after other random work in the process (a second attack in the app, a lab replay).
+    with torch.random.fork_rng(devices=_rng_devices(dev)):
+        torch.manual_seed(int(seed))
+        for _ in range(epochs):
+            order = torch.randperm(len(Xt), generator=gen)
+            for i in range(0, len(Xt), batch_size):
+                idx = order[i:i + batch_size]
+                if len(idx) < 2:  # BatchNorm cannot train on a single sample
+                    continue
+                loss = nn.functional.cross_entropy(net(Xt[idx].to(dev)), yt[idx].to(dev))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if _after_step is not None:
+                    _after_step(net)
+                done += 1
+                if progress:
+                    progress(done, total)
     return net.eval()
+
+
+def _rng_devices(dev: torch.device) -> list[int]:
+    """The CUDA devices whose RNG a run on ``dev`` draws from (none on CPU)."""
+    if dev.type != "cuda":
+        return []
+    return [dev.index if dev.index is not None else torch.cuda.current_device()]
 
 
 def fine_prune(
