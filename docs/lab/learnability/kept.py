@@ -8,7 +8,13 @@ import numpy as np
 
 from benchmarks.context import CLEAN, BenchContext, model_file, resize_stack
 from benchmarks.settings import BenchSettings
-from xmark_core.attacks import fine_prune, fine_tune
+from xmark_core.attacks import (
+    INPUT_ATTACKS,
+    TransformedSuspect,
+    fine_prune,
+    fine_tune,
+    input_attack,
+)
 from xmark_core.generator.model import Marker, load_marker
 from xmark_core.nets.checkpoint import load_checkpoint
 from xmark_core.verify.protocol import choose_queries, proxy_scores
@@ -57,9 +63,12 @@ def kept_malicious(folders: list[Path], s: BenchSettings) -> list[TorchSuspect]:
 
 
 def benchmark_attack(sus: TorchSuspect, name: str, ctx: BenchContext) -> TorchSuspect:
-    """The benchmark's model attack ``name`` ("finetune" or "fineprune") on ``sus``, with the
-    run's settings and seed (benchmarks/attacks.py) on its attacker data."""
+    """The benchmark's attack ``name`` on ``sus``: a model attack ("finetune" or "fineprune")
+    with the run's settings and seed (benchmarks/attacks.py) on its attacker data, or a query
+    transform (a name of ``INPUT_ATTACKS``: "jpeg", "blur", ...)."""
     s = ctx.s
+    if name in INPUT_ATTACKS:
+        return TransformedSuspect(sus, input_attack(name), name=f"{sus.name}+{name}")
     Xa = resize_stack(ctx.X_att, sus.input_size)[:, None]
     if name == "finetune":
         m = fine_tune(sus.model, Xa, ctx.y_att, epochs=s.ft_epochs, lr=s.ft_lr, seed=s.seed)

@@ -20,13 +20,18 @@ suspect is queried, so the test stays valid). Prints one row per suspect and que
 PROXY_SEEDS=7,8,9 replaces ``loo-mean`` with ``proxies``: the mean of proxies with those seeds,
 trained on the run's release where DIR lacks them (the release rebuilt from the kept surrogate and
 generator; written to DIR), i.e. what ``--set 'proxy_seeds=[7,8,9]'`` would have trained.
-ATTACKS=finetune,fineprune also rebuilds the benchmark's model attacks on each Malicious
-suspect (the same settings and seed; another thread count or memory layout rounds differently,
-so ΔP may differ from the run's by a few hundredths) and verifies those too. THREADS: torch
-threads (default 1).
+ATTACKS=finetune,fineprune also rebuilds the benchmark's model attacks on each Malicious suspect
+(the same settings and seed; before f0ecefa fine-tuning's dropout drew from the process's RNG,
+so replays differed by up to .02 in ΔP; another thread count or memory layout still rounds
+differently) and verifies those too; its query transforms
+(jpeg, blur, noise, median, resize_0.5, resize_0.25) are names ATTACKS takes as well. BA=1 adds each
+row's clean accuracy on the run's evaluation set (an attack counts only within 5 points of the
+suspect's own). THREADS: torch threads (default 1). K=0: no ``loo-mean`` row (it scores the
+pool anew for every row, the slow part); ORDERS=0: no sequential replay in random orders.
 
     PYTHONPATH=. python docs/lab/learnability/kept_suspects.py results/full_att6_models
     ATTACKS=finetune,fineprune PYTHONPATH=. python docs/lab/learnability/kept_suspects.py results/full_att6_models
+    BA=1 ATTACKS=finetune,fineprune PYTHONPATH=. python docs/lab/learnability/kept_suspects.py results/full_hard2_models
     PROXY_SEEDS=7,8,9 ATTACKS=finetune PYTHONPATH=. python docs/lab/learnability/kept_suspects.py results/full_att6_models
     PRESET=micro PYTHONPATH=. python docs/lab/learnability/kept_suspects.py /tmp/exp/micro_models
 """
@@ -69,6 +74,7 @@ not_suspects = {*s.proxy_seeds, *proxy_seeds}
 mal = {seed: suspect(folder / f"xmark_{arch}_{size}px_seed{seed}.pt") for seed in seeds("xmark") if seed not in not_suspects}
 attacks = [a for a in os.environ.get("ATTACKS", "").split(",") if a]
 k_others = int(os.environ.get("K", 99))
+with_ba = os.environ.get("BA", "0") == "1"
 
 
 clean = {seed: suspect(folder / f"clean_{arch}_{size}px_seed{seed}.pt") for seed in seeds("clean") if seed != s.seed}
@@ -108,19 +114,22 @@ rows = [("mal", seed, sus) for seed, sus in mal.items()]
 rows += [(f"mal+{a}", seed, benchmark_attack(sus, a, ctx)) for a in attacks for seed, sus in mal.items()]
 rows += [("clean", seed, sus) for seed, sus in clean.items()]
 for kind, seed, sus in rows:
+    ba = f"  BA {ctx.accuracy(sus):.4f}" if with_ba else ""
     ring = sorted(mal)  # the K Malicious seeds after this one, cyclically (all others by default)
     after = [ring[(ring.index(seed) + j) % len(ring)] for j in range(1, len(ring))] if seed in mal else ring
     others = [mal[sd] for sd in after[:k_others]]
     vote = (("proxies", shared_vote) if shared_vote is not None else
-            ("loo-mean", proxy_scores(MeanSuspect([proxy, *others]), marker, ctx.pool, target, cfg.query_gain)))
-    for name, scores in (("proxy", proxy_choice), vote, ("boundary", None)):
+            ("loo-mean", proxy_scores(MeanSuspect([proxy, *others]), marker, ctx.pool, target, cfg.query_gain))
+            if k_others > 0 else None)
+    for name, scores in [c for c in (("proxy", proxy_choice), vote, ("boundary", None)) if c is not None]:
         c = ctx.verify_config(queries="boundary" if scores is None else "proxy")
         r = run_verification(sus, marker, ctx.pool, ctx.pool_ids, s.target, c,
                              query_scores=boundary_scores if scores is None else scores)
-        line = f"{kind:14s} {seed:<4d}  {name:9s}  {r.wsr:.3f}  {r.delta_p:6.3f}  {r.p_value:8.2g}"
+        line = f"{kind:14s} {seed:<4d}  {name:9s}  {r.wsr:.3f}  {r.delta_p:6.3f}  {r.p_value:8.2g}{ba}"
         if scores is not None:
             rank = np.argsort(-np.array([scores[pos[e['image_id']]] for e in r.log]), kind="stable")
             rnd = [stop(r.log, np.random.default_rng(o).permutation(len(r.log))) for o in range(orders)]
             reached = sum(x <= len(r.log) for x in rnd)
-            line += f"   {np.median(rnd):6.1f} ({reached:2d}/{orders})          {stop(r.log, rank):4d}"
+            seq = f"{np.median(rnd):6.1f} ({reached:2d}/{orders})" if orders else "     –         "
+            line += f"   {seq}          {stop(r.log, rank):4d}"
         print(line, flush=True)
