@@ -19,14 +19,15 @@ and once in *rank order* (the proxy's largest rise first; a fixed order chosen b
 suspect is queried, so the test stays valid). Prints one row per suspect and query choice.
 PROXY_SEEDS=7,8,9 replaces ``loo-mean`` with ``proxies``: the mean of proxies with those seeds,
 trained on the run's release where DIR lacks them (the release rebuilt from the kept surrogate and
-generator; written to DIR), i.e. what ``--set 'proxy_seeds=[7,8,9]'`` would have trained.
+generator; written to DIR), i.e. what ``--set 'proxy_seeds=[7,8,9]'`` would have trained. The
+rebuilt release is never hardened: for a run with ``harden``, train the proxies with
+hardened_extra.py (``EXTRA=xmark:64:smallcnn:8,...``) first.
 ATTACKS=finetune,fineprune also rebuilds the benchmark's model attacks on each Malicious suspect
 (the same settings and seed; before f0ecefa fine-tuning's dropout drew from the process's RNG,
 so replays differed by up to .02 in ΔP; another thread count or memory layout still rounds
-differently) and verifies those too; its query transforms
-(jpeg, blur, noise, median, resize_0.5, resize_0.25) are names ATTACKS takes as well. BA=1 adds each
-row's clean accuracy on the run's evaluation set (an attack counts only within 5 points of the
-suspect's own). THREADS: torch threads (default 1). K=0: no ``loo-mean`` row (it scores the
+differently) and verifies those too; the query transforms (jpeg, blur, noise, median,
+resize_0.5, resize_0.25) are ATTACKS names as well. BA=1 adds each row's clean accuracy on the
+run's evaluation set (an attack counts only within 5 points of the suspect's own). THREADS: torch threads (default 1). K=0: no ``loo-mean`` row (it scores the
 pool anew for every row, the slow part); ORDERS=0: no sequential replay in random orders.
 
     PYTHONPATH=. python docs/lab/learnability/kept_suspects.py results/full_att6_models
