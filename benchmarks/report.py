@@ -85,7 +85,7 @@ def build_summary(commit: str, quick: bool, parts: dict[str, Any], baselines: tu
     Parameters
     ----------
     commit : git commit of the code that ran
-    quick : whether this was a reduced run (anything but the full preset)
+    quick : whether this was a reduced run (a preset other than full and hardened)
     parts : results by part name: protocol, false_accusations, resolution, attacks, queries, speed
     baselines : the baseline names, in order
     """

@@ -1,8 +1,10 @@
-"""Benchmark settings and the four presets (full, demo, quick, micro).
+"""Benchmark settings and the five presets (full, hardened, demo, quick, micro).
 
 Every number in a result file comes from one :class:`BenchSettings`, stored next to it.
 ``full`` is the protocol of record (issue: >= 4,000 phantom images, 4 classes, 256 px
-source); ``demo`` is the scale of the shipped demo (2,400 images at 128 px, the default
+source); ``hardened`` is the same scale with X-Mark's strongest opt-in recipe (the release
+hardened against the owner's clean smallcnn and resnet18, a saliency gate on half the image,
+three proxies choosing the queries); ``demo`` is the scale of the shipped demo (2,400 images at 128 px, the default
 classifier for 15 epochs; about 65 minutes on one core), the smallest at which the mark is
 learned; ``quick`` is a reduced run for a laptop (~10 min on 2 quiet cores); ``micro``
 only exercises the code path (tests) and its numbers mean nothing.
@@ -20,6 +22,7 @@ from xmark_core.nets.classifiers import ARCHS
 from xmark_core.verify.protocol import QUERY_CHOICES, VerifyConfig
 
 BASELINES = ("badnets", "blended", "static")
+FULL_SCALE = ("full", "hardened")  # presets at the issue's scale: their summary says quick false
 INPUT_ATTACKS = ("jpeg", "resize_0.5", "blur", "noise", "median")
 SPEED_SIZES = (256, 512, 1024)
 
@@ -216,12 +219,20 @@ def preset(name: str, **overrides: Any) -> BenchSettings:
 
     Parameters
     ----------
-    name : "full" (the protocol of record), "demo" (the shipped demo's scale), "quick" or
-        "micro" (tests only)
+    name : "full" (the protocol of record), "hardened" (the full scale with X-Mark's strongest
+        opt-in recipe), "demo" (the shipped demo's scale), "quick" or "micro" (tests only)
     **overrides : any :class:`BenchSettings` field
     """
     if name == "full":
         s = BenchSettings()
+    elif name == "hardened":
+        # Lab and benchmark (README, Results, XXV/XXVI): the ¼ and attack targets met on the suspects
+        # that learn the mark, at a slower sequential test; gate and eps keep the release within
+        # PSNR 42 dB and SSIM 0.99 after the hardening's share of the budget.
+        s = BenchSettings(
+            preset="hardened", harden=("smallcnn", "resnet18"), harden_ssim=0.9905,
+            gen_overrides={"gate_area": 0.5, "eps": 0.015}, proxy_seeds=(7, 8, 9),
+        )
     elif name == "demo":
         s = BenchSettings(
             preset="demo", n_images=2400, source_size=128, input_size=64, n_eval=400, epochs=15,
@@ -248,7 +259,7 @@ def preset(name: str, **overrides: Any) -> BenchSettings:
             also_checks=(0.0, 10.0),
         )
     else:
-        raise ValueError(f"unknown preset {name!r}; choose full, demo, quick or micro")
+        raise ValueError(f"unknown preset {name!r}; choose full, hardened, demo, quick or micro")
     unknown = set(overrides) - {f.name for f in dataclasses.fields(BenchSettings)}
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)}")

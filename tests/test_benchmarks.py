@@ -30,7 +30,7 @@ from benchmarks.baselines import (
 from benchmarks.context import CLEAN, BenchContext, Log
 from benchmarks.protocol import prefetch_generators, train_xmark
 from benchmarks.run import ALL_PARTS, StealthMarkPart, run_benchmark, run_stealthmark
-from benchmarks.settings import BASELINES, preset
+from benchmarks.settings import BASELINES, FULL_SCALE, BenchSettings, preset
 from xmark_core.embed import n_marked
 from xmark_core.generator.model import load_marker
 from xmark_core.nets.checkpoint import load_checkpoint
@@ -368,6 +368,18 @@ def test_baselines_setting_runs_x_mark_alone_and_keeps_the_summary_shape(tmp_pat
     assert "| X-Mark |" in table and not any(f"| {b} |" in table for b in BASELINES)
     with pytest.raises(ValueError, match="unknown baselines"):
         preset("micro", baselines=["patch"])
+
+
+def test_hardened_preset_is_the_full_scale_with_the_strongest_recipe() -> None:
+    full, hard = preset("full"), preset("hardened")
+    changed = {f for f in BenchSettings.__dataclass_fields__ if getattr(full, f) != getattr(hard, f)}
+    assert changed == {"preset", "harden", "harden_ssim", "gen_overrides", "proxy_seeds"}
+    assert (hard.harden, hard.harden_ssim, hard.proxy_seeds) == (("smallcnn", "resnet18"), 0.9905, (7, 8, 9))
+    assert hard.gen_overrides == {"gate_area": 0.5, "eps": 0.015}
+    assert FULL_SCALE == ("full", "hardened")  # its summary says quick false, as the full preset's
+    assert preset("hardened", proxy_seeds=[7]).proxy_seeds == [7]  # still a preset like the others
+    with pytest.raises(ValueError, match="choose full, hardened, demo"):
+        preset("huge")
 
 
 def test_harden_setting_hardens_the_x_mark_release_alone_within_its_floor(tmp_path):
