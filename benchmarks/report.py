@@ -400,6 +400,12 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
         lines += ["", "Embed marks every image (the worst case); release marks the run's ρ of them, as "
                       "`xmark embed` does, and scores all with the surrogate. Both are timed warm; "
                       "first run: the untimed warm-up embedding of one batch at that size."]
+        hard = {k: r for k, r in (spd.get("sizes") or {}).items() if "embed_hardened_ips" in r}
+        if hard:
+            lines += ["", "With the run's hardening after the mark (every image marked and hardened): "
+                          + "; ".join(f"{k} px {_f(r['embed_hardened_ips'], '.2f')} img/s, "
+                                      f"{_f(r['hardened_io_ratio'], '.1f')}× the I/O time" for k, r in hard.items())
+                          + "."]
         lines += ["", f"Verification: {_f(spd.get('verify_s_per_100'), '.2f')} s per 100 queries in-process, "
                       f"{_f(spd.get('verify_http_s_per_100'), '.2f')} s over HTTP."]
     if "stealthmark" in summary:

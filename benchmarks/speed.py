@@ -14,6 +14,9 @@ every image is marked, ``rho = 1``):
 * ``release_ips`` / ``release_io_ratio`` -- the same embedding with the run's ``rho``: every
   image scored by the surrogate, ``rho`` of them marked (at least one), the rest copied -- what
   an owner waits for (a real release marks ``rho`` of *one* class, fewer still);
+* with ``harden`` set: ``embed_hardened_ips`` / ``hardened_io_ratio`` -- the end-to-end
+  embedding with the run's hardening after the mark (:mod:`xmark_core.harden`), every image
+  marked and hardened;
 
 and verification seconds per 100 queries in-process and over HTTP (the reference server
 on 127.0.0.1 in a thread). The load average is recorded: timings on a shared machine are
@@ -48,13 +51,14 @@ import numpy as np
 import torch
 
 from benchmarks.context import BenchContext
-from benchmarks.protocol import XMARK, Method
+from benchmarks.protocol import XMARK, Method, hardened
 from benchmarks.settings import SPEED_SIZES
 from xmark_core.data.folder import FolderDataset
 from xmark_core.data.io import read_image, write_image
 from xmark_core.data.phantom import make_phantom
 from xmark_core.embed import embed_release
 from xmark_core.generator.model import Marker
+from xmark_core.harden import HardenedMarker
 from xmark_core.saliency import saliency_maps
 from xmark_core.verify.protocol import run_verification
 
@@ -117,8 +121,9 @@ def io_floor(paths: list[Path], out: Path) -> float:
     return time.perf_counter() - t0
 
 
-def size_row(ctx: BenchContext, marker: Marker, size: int, tmp: Path) -> dict[str, Any]:
-    """Timings at one image size (``speed_images`` images)."""
+def size_row(ctx: BenchContext, marker: Marker, size: int, tmp: Path,
+             hard: HardenedMarker | None = None) -> dict[str, Any]:
+    """Timings at one image size (``speed_images`` images); with ``hard``, its embedding too."""
     s = ctx.s
     n = s.speed_images
     folder = write_phantom_folder(tmp / f"src{size}", n, size, s.seed + 3, s.target, s.classes)
@@ -127,6 +132,8 @@ def size_row(ctx: BenchContext, marker: Marker, size: int, tmp: Path) -> dict[st
                                               s.target, s.classes))
     io_floor(list(warm.paths), tmp / f"warm_io{size}")
     _, t_warm = _timed(lambda: embed_release(warm, marker, s.target, tmp / f"warm_out{size}", rho=1.0, seed=s.seed))
+    if hard is not None:  # its resizes to each clean model's input are built per shape too
+        embed_release(warm, hard, s.target, tmp / f"warm_hard{size}", rho=1.0, seed=s.seed)
     images = np.stack([ds[i].image for i in range(n)])[:, None]
     sal, t_cam = _timed(lambda: saliency_maps(marker.surrogate, images, input_size=marker.input_size))
     _, t_gen = _timed(lambda: marker.perturbation(images[:, 0], saliency=sal))
@@ -140,7 +147,7 @@ def size_row(ctx: BenchContext, marker: Marker, size: int, tmp: Path) -> dict[st
         row["generator_native_ips"] = n / t_nat
     # Interleaved repeats, each into a fresh folder (an existing one would be resumed, not
     # redone); the medians are reported, every time is kept.
-    times: dict[str, list[float]] = {"io": [], "embed": [], "release": []}
+    times: dict[str, list[float]] = {"io": [], "embed": [], "release": [], **({"hardened": []} if hard else {})}
     for rep in range(s.speed_repeats):
         times["io"].append(io_floor(list(ds.paths), tmp / f"io{size}_{rep}"))
         t0 = time.perf_counter()
@@ -149,14 +156,23 @@ def size_row(ctx: BenchContext, marker: Marker, size: int, tmp: Path) -> dict[st
         t0 = time.perf_counter()
         rel = embed_release(ds, marker, s.target, tmp / f"release{size}_{rep}", rho=s.rho, seed=s.seed)
         times["release"].append(time.perf_counter() - t0)
+        if hard is not None:
+            t0 = time.perf_counter()
+            res_h = embed_release(ds, hard, s.target, tmp / f"hardened{size}_{rep}", rho=1.0, seed=s.seed)
+            times["hardened"].append(time.perf_counter() - t0)
     t_io, t_embed, t_rel = (float(np.median(times[k])) for k in ("io", "embed", "release"))
     row.update(io_ips=n / t_io, embed_ips=n / t_embed, io_floor_ratio=t_embed / t_io,
                embed_marked=res.n_marked, embed_psnr=res.psnr_mean,
                release_ips=n / t_rel, release_io_ratio=t_rel / t_io, release_marked=rel.n_marked,
                seconds=times)
+    if hard is not None:
+        t_hard = float(np.median(times["hardened"]))
+        row.update(embed_hardened_ips=n / t_hard, hardened_io_ratio=t_hard / t_io, hardened_psnr=res_h.psnr_mean)
     ctx.log(f"speed {size}px: EigenCAM {row['eigencam_ips']:.1f} img/s, generator {row['generator_ips']:.1f} img/s, "
             f"embed {row['embed_ips']:.2f} img/s, I/O {row['io_ips']:.1f} img/s (ratio {row['io_floor_ratio']:.2f}; "
-            f"rho {s.rho:g}: {row['release_io_ratio']:.2f})")
+            f"rho {s.rho:g}: {row['release_io_ratio']:.2f})"
+            + (f"; hardened {row['embed_hardened_ips']:.2f} img/s (ratio {row['hardened_io_ratio']:.2f})"
+               if hard is not None else ""))
     return row
 
 
@@ -186,9 +202,10 @@ def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, Any]:
     inner = methods[XMARK].marker.inner
     if not isinstance(inner, Marker):
         raise TypeError(f"speed needs X-Mark's Marker, got {type(inner).__name__}")
+    hard = hardened(ctx, inner) if ctx.s.harden else None  # the release's marker, as the protocol builds it
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="xmark-bench-speed-") as tmp:
-        sizes = {str(size): size_row(ctx, inner, size, Path(tmp)) for size in SPEED_SIZES}
+        sizes = {str(size): size_row(ctx, inner, size, Path(tmp), hard) for size in SPEED_SIZES}
     out: dict[str, Any] = {"sizes": sizes, **verify_timings(ctx, inner, ctx.train(XMARK).model)}
     out.update(torch_threads=torch.get_num_threads(), cpu_count=os.cpu_count(),
                loadavg_before=list(load_before), loadavg_after=list(os.getloadavg()))

@@ -403,6 +403,28 @@ def test_harden_setting_hardens_the_x_mark_release_alone_within_its_floor(tmp_pa
         preset("micro", harden=["vit"])
 
 
+def test_speed_times_the_hardened_embedding_beside_the_plain_one(tmp_path):
+    """With ``harden`` set the speed part also times the release's own marker (mark, then
+    harden): slower than the mark alone, within the hardening's PSNR floor, and in the table."""
+    from benchmarks import protocol as P
+    from benchmarks import speed
+
+    torch.set_num_threads(1)
+    ctx = BenchContext.create(preset("micro", baselines=[], malicious_seeds=1, harden=["smallcnn"],
+                                     speed_images=3, speed_repeats=1), Log(quiet=True))
+    methods, _ = P.run(ctx)
+    inner = methods["xmark"].marker.inner
+    plain = speed.size_row(ctx, inner, 64, tmp_path / "plain")
+    row = speed.size_row(ctx, inner, 64, tmp_path / "hard", P.hardened(ctx, inner))
+    assert "embed_hardened_ips" not in plain
+    assert 0 < row["embed_hardened_ips"] < row["embed_ips"]  # 20 PGD steps through the clean model
+    assert row["hardened_io_ratio"] > row["io_floor_ratio"]
+    assert ctx.s.harden_psnr - 1e-3 <= row["hardened_psnr"] < row["embed_psnr"]
+    parts = {"speed": {"sizes": {"64": row}}}
+    text = report.markdown(report.build_summary("x" * 40, True, parts, BASELINES), parts, ctx.s.to_dict(), 1.0)
+    assert f"64 px {row['embed_hardened_ips']:.2f} img/s" in text
+
+
 def test_reuse_models_trains_nothing_the_folder_holds_and_repeats_the_run(tmp_path, monkeypatch):
     """`--reuse-models` on a run's `--keep-models` folder loads every classifier and generator
     instead of training it and gives the same numbers; a setting that changes the generator's
