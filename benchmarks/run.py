@@ -31,7 +31,7 @@ import torch
 
 from benchmarks import attacks, false_accusations, protocol, queries, report, resolution, speed
 from benchmarks.context import BenchContext, Log
-from benchmarks.settings import BASELINES, FULL_SCALE, BenchSettings, preset
+from benchmarks.settings import BASELINES, BenchSettings, preset
 from xmark_core.allocator import keep_large_blocks
 
 PARTS: dict[str, Callable[..., Any]] = {
@@ -59,7 +59,7 @@ def run_stealthmark(settings: BenchSettings, out: Path, log: Log) -> dict[str, A
     fn = getattr(mod, "run", None)
     if fn is None:
         raise AttributeError("benchmarks/stealthmark.py has no run() function")
-    offered = {"settings": settings, "quick": settings.preset not in FULL_SCALE, "preset": settings.preset,
+    offered = {"settings": settings, "quick": settings.quick, "preset": settings.preset,
                "seed": settings.seed, "out": out, "log": log}
     params = inspect.signature(fn).parameters
     takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -177,7 +177,7 @@ def run_benchmark(settings: BenchSettings, out: str | Path, parts: Sequence[str]
     if stealthmark is not None:
         sm = stealthmark.collect(seconds, problems)
 
-    summary = report.build_summary(commit, settings.preset not in FULL_SCALE, results, BASELINES)
+    summary = report.build_summary(commit, settings.quick, results, BASELINES)
     if sm is not None:
         summary["stealthmark"] = sm
         results["stealthmark"] = sm

@@ -22,7 +22,6 @@ from xmark_core.nets.classifiers import ARCHS
 from xmark_core.verify.protocol import QUERY_CHOICES, VerifyConfig
 
 BASELINES = ("badnets", "blended", "static")
-FULL_SCALE = ("full", "hardened")  # presets at the issue's scale: their summary says quick false
 INPUT_ATTACKS = ("jpeg", "resize_0.5", "blur", "noise", "median")
 SPEED_SIZES = (256, 512, 1024)
 
@@ -206,6 +205,12 @@ class BenchSettings:
     def key(self, i: int) -> int:
         """The i-th independent owner key (the owner's own key is ``owner_key``)."""
         return self.seed + 1000 + i
+
+    @property
+    def quick(self) -> bool:
+        """Whether this is a reduced run (summary.json's ``quick``): a preset below the issue's
+        scale. ``full`` and ``hardened`` are at it."""
+        return self.preset not in ("full", "hardened")
 
     def size_at(self, factor: float) -> int:
         return int(round(self.source_size * factor))

@@ -30,7 +30,7 @@ from benchmarks.baselines import (
 from benchmarks.context import CLEAN, BenchContext, Log
 from benchmarks.protocol import prefetch_generators, train_xmark
 from benchmarks.run import ALL_PARTS, StealthMarkPart, run_benchmark, run_stealthmark
-from benchmarks.settings import BASELINES, FULL_SCALE, BenchSettings, preset
+from benchmarks.settings import BASELINES, BenchSettings, preset
 from xmark_core.embed import n_marked
 from xmark_core.generator.model import load_marker
 from xmark_core.nets.checkpoint import load_checkpoint
@@ -376,7 +376,8 @@ def test_hardened_preset_is_the_full_scale_with_the_strongest_recipe() -> None:
     assert changed == {"preset", "harden", "harden_ssim", "gen_overrides", "proxy_seeds"}
     assert (hard.harden, hard.harden_ssim, hard.proxy_seeds) == (("smallcnn", "resnet18"), 0.9905, (7, 8, 9))
     assert hard.gen_overrides == {"gate_area": 0.5, "eps": 0.015}
-    assert FULL_SCALE == ("full", "hardened")  # its summary says quick false, as the full preset's
+    # summary.json's "quick": false at the scale only
+    assert [preset(n).quick for n in ("full", "hardened", "demo", "quick", "micro")] == [False, False, True, True, True]
     assert preset("hardened", proxy_seeds=[7]).proxy_seeds == [7]  # still a preset like the others
     with pytest.raises(ValueError, match="choose full, hardened, demo"):
         preset("huge")
