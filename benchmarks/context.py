@@ -279,7 +279,8 @@ class BenchContext:
         self.keep_model(model_file(key), lambda path: save_checkpoint(
             path, tr.model, kind="classifier", arch=tr.arch, arch_kwargs=tr.model.arch_kwargs,
             classes=self.s.classes, input_size=tr.input_size, config=self._train_config(key),
-            extra={"benchmark": tr.spec(), "fingerprint": self.fingerprint(key)}), reused_from)
+            extra={"benchmark": tr.spec(), "fingerprint": self.fingerprint(key), "threads": self.s.threads}),
+            reused_from)
         return tr
 
     def data_digest(self, train_set: str, size: int) -> str:
@@ -301,7 +302,7 @@ class BenchContext:
         refused = self.cache.setdefault("reuse_refused", set())
         if name in refused:
             return None
-        lm = load_same(self.reuse_dir, name, want, self.log)
+        lm = load_same(self.reuse_dir, name, want, self.log, self.s.threads)
         if lm is None:
             refused.add(name)
         return lm

@@ -118,7 +118,8 @@ def _keep_generator(ctx: BenchContext, surrogate: Trained, key: int, source: Pat
     def write(path: Path) -> None:  # paired with the kept surrogate, which load_marker then checks
         gen, history = ctx.cache["generators"][key]
         res = GeneratorTrainResult(gen, history, generator_config(ctx, key), ctx.s.target, ctx.s.input_size,
-                                   extra={"fingerprint": generator_fingerprint(ctx, surrogate, key)})
+                                   extra={"fingerprint": generator_fingerprint(ctx, surrogate, key),
+                                          "threads": ctx.s.threads})
         sur = path.parent / model_file((CLEAN, ctx.s.arch, ctx.s.input_size, ctx.s.seed))
         save_generator(path, res, surrogate_sha256=sha256_file(sur) if sur.exists() else None, classes=ctx.s.classes)
 

@@ -34,11 +34,12 @@ def fingerprint(recipe: dict[str, Any], *digests: str) -> str:
 
 
 def load_same(folder: Path | None, name: str, want: Callable[[], str],
-              log: Callable[[str], None]) -> LoadedModel | None:
+              log: Callable[[str], None], threads: int | None = None) -> LoadedModel | None:
     """The checkpoint ``folder / name`` when its ``extra["fingerprint"]`` is ``want()`` (called
     only when there is a file to compare); None, with a log line saying why, when the folder
     holds one made from other data or another recipe or a file that is not a checkpoint, and
-    None when it holds nothing of that name."""
+    None when it holds nothing of that name. ``threads``: this run's torch threads; a file kept
+    by a run at another count is named as the likely cause (its release's bits differ)."""
     if folder is None or not (folder / name).exists():
         return None
     try:
@@ -47,8 +48,12 @@ def load_same(folder: Path | None, name: str, want: Callable[[], str],
         log(f"not reusing a kept model: {e}; training it again")
         return None
     if (lm.extra or {}).get("fingerprint") != want():
+        kept_threads = (lm.extra or {}).get("threads")
+        likely = (f"; it was kept by a run at {kept_threads} torch threads and this one uses {threads}, "
+                  "and another thread count marks another release (benchmarks README, --threads)"
+                  if kept_threads is not None and threads is not None and kept_threads != threads else "")
         log(f"not reusing {folder / name}: made from other data or another recipe than this run's "
-            "(or kept before fingerprints); training it again")
+            f"(or kept before fingerprints){likely}; training it again")
         return None
     return lm
 

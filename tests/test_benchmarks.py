@@ -426,6 +426,24 @@ def test_speed_times_the_hardened_embedding_beside_the_plain_one(tmp_path):
     assert f"64 px {row['embed_hardened_ips']:.2f} img/s" in text
 
 
+def test_a_refused_kept_model_names_another_thread_count_as_the_likely_cause(tmp_path):
+    """Another thread count writes another release, so its suspects' fingerprints differ: the
+    log line says so when the kept file records another count, and only then."""
+    from benchmarks.reuse import load_same
+    from xmark_core.nets.checkpoint import save_checkpoint
+    from xmark_core.nets.classifiers import build_classifier
+
+    model = build_classifier("smallcnn", 4, width=4)
+    save_checkpoint(tmp_path / "m.pt", model, kind="classifier", arch="smallcnn", arch_kwargs={"width": 4},
+                    classes=["a", "b", "c", "d"], input_size=32, extra={"fingerprint": "kept", "threads": 1})
+    lines: list[str] = []
+    assert load_same(tmp_path, "m.pt", lambda: "other", lines.append, threads=2) is None
+    assert load_same(tmp_path, "m.pt", lambda: "other", lines.append, threads=1) is None
+    assert "kept by a run at 1 torch threads and this one uses 2" in lines[0]
+    assert "torch threads" not in lines[1] and "training it again" in lines[1]
+    assert load_same(tmp_path, "m.pt", lambda: "kept", lines.append, threads=2) is not None  # the count alone never refuses
+
+
 def test_reuse_models_trains_nothing_the_folder_holds_and_repeats_the_run(tmp_path, monkeypatch):
     """`--reuse-models` on a run's `--keep-models` folder loads every classifier and generator
     instead of training it and gives the same numbers; a setting that changes the generator's
