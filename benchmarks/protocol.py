@@ -57,6 +57,8 @@ class Method:
     release : its clean-label release
     independent : ``independent(i)`` builds the marker of the i-th independent key (Ind-T)
     info : how it was made (strength, training history, ...)
+    release_marker : what wrote the release when that is not ``marker`` (X-Mark's hardened
+        marker, with ``harden``); None otherwise
     """
 
     name: str
@@ -67,6 +69,7 @@ class Method:
     prefetch: Callable[[Sequence[int]], None] = lambda indices: None
     """Prepare ``independent(i)`` for these i at once (X-Mark: trains their generators in
     worker processes with ``jobs`` > 1); optional, ``independent`` works without it."""
+    release_marker: MarkerLike | None = None
 
 
 def generator_config(ctx: BenchContext, key: int) -> GeneratorTrainConfig:
@@ -205,7 +208,7 @@ def xmark_method(ctx: BenchContext, surrogate: Trained) -> Method:
         "generator_history": history, "work_size": ctx.s.work_size,
         "harden": list(ctx.s.harden),
         "n_hardened": getattr(release_marker, "n_hardened", 0),  # the others had no room under the floors
-    }, prefetch)
+    }, prefetch, release_marker if ctx.s.harden else None)
 
 
 def baseline_marker(ctx: BenchContext, name: str, key: int, surrogate: Trained, target_psnr: float) -> B.TriggerMarker:

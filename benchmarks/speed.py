@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from benchmarks.context import BenchContext
-from benchmarks.protocol import XMARK, Method, hardened
+from benchmarks.protocol import XMARK, Method
 from benchmarks.settings import SPEED_SIZES
 from xmark_core.data.folder import FolderDataset
 from xmark_core.data.io import read_image, write_image
@@ -202,7 +202,7 @@ def run(ctx: BenchContext, methods: dict[str, Method]) -> dict[str, Any]:
     inner = methods[XMARK].marker.inner
     if not isinstance(inner, Marker):
         raise TypeError(f"speed needs X-Mark's Marker, got {type(inner).__name__}")
-    hard = hardened(ctx, inner) if ctx.s.harden else None  # the release's marker, as the protocol builds it
+    hard = methods[XMARK].release_marker  # the marker that wrote the hardened release (None: not hardened)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="xmark-bench-speed-") as tmp:
         sizes = {str(size): size_row(ctx, inner, size, Path(tmp), hard) for size in SPEED_SIZES}

@@ -416,7 +416,9 @@ def test_speed_times_the_hardened_embedding_beside_the_plain_one(tmp_path):
     methods, _ = P.run(ctx)
     inner = methods["xmark"].marker.inner
     plain = speed.size_row(ctx, inner, 64, tmp_path / "plain")
-    row = speed.size_row(ctx, inner, 64, tmp_path / "hard", P.hardened(ctx, inner))
+    hard = methods["xmark"].release_marker  # the one that wrote the release
+    assert hard is not None and hard.inner is inner and hard.n_hardened > 0
+    row = speed.size_row(ctx, inner, 64, tmp_path / "hard", hard)
     assert "embed_hardened_ips" not in plain
     assert 0 < row["embed_hardened_ips"] < row["embed_ips"]  # 20 PGD steps through the clean model
     assert row["hardened_io_ratio"] > row["io_floor_ratio"]

@@ -21,7 +21,8 @@ Measured at the full preset's scale (docs/architecture.md, 7): at a 41 dB floor 
 suspect learns the mark (4 of 4 seeds), within 42 dB and SSIM 0.99 one of six does. smallcnn
 suspects that learn the mark learn it more strongly, keep it through every attack of the
 benchmark, and with three proxies choosing the queries meet the 1/4-resolution targets (lab,
-XXV, one release); a rival key near the owner's is claimed about as often as without hardening.
+XXV; the benchmark's ``--preset hardened``, XXVI; one release); a rival key near the owner's
+is claimed about as often as without hardening.
 It needs a lighter mark than the default, so hardening is opt-in.
 
 Labels are never changed. The owner's clean models are its own (trained on its data); a
