@@ -234,3 +234,21 @@ def test_atomic_writes_get_the_permissions_of_a_plain_write(tmp_path):
     assert plain & 0o044  # the test's umask lets others read
     for name in ("a.json", "b.png"):
         assert os.stat(tmp_path / name).st_mode & 0o777 == plain, name
+
+
+def test_cli_help_shows_an_owners_session_that_parses(capsys):
+    # The top-level help is the user's first page: its example commands must be real ones.
+    from xmark_core.cli import EPILOG, build_parser
+
+    with pytest.raises(SystemExit) as exit_:
+        xmark(["--help"])
+    assert exit_.value.code == 0
+    shown = capsys.readouterr().out
+    assert "an owner's session" in shown and "registers its sub-parsers" not in shown
+    commands = " ".join(line.strip().rstrip("\\") for line in EPILOG.splitlines()
+                        if line.startswith("  ")).split("xmark ")[1:]
+    assert [c.split()[0] for c in commands] == ["train-classifier", "train-generator", "embed", "verify"]
+    parser = build_parser()
+    for command in commands:
+        args = parser.parse_args(command.replace("|http://HOST:PORT", "").split())
+        assert args.command == command.split()[0] and callable(args.func)

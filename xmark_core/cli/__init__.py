@@ -1,5 +1,8 @@
-"""``xmark`` command line. Each command group lives in its own module and registers
-its sub-parsers through ``register(subparsers)``; this file only dispatches."""
+"""``xmark`` command line.
+
+Each command group lives in its own module and registers its sub-parsers through
+``register(subparsers)``; this file only dispatches.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +15,22 @@ from typing import Any
 from xmark_core.allocator import keep_large_blocks
 from xmark_core.errors import XMarkError
 
-# Modules that provide ``register(subparsers)``. A missing one is skipped so the CLI
-# keeps working while a group is being built.
+DESCRIPTION = """\
+X-Mark: watermark a chest X-ray dataset before release, then test a suspicious model as a
+black box for having been trained on it (and StealthMark, the same for segmentation models).
+Each command has its own --help."""
+
+EPILOG = """\
+an owner's session (README, CLI, for every option):
+  xmark train-classifier --data DIR --out surrogate.pt
+  xmark train-generator --surrogate surrogate.pt --data DIR --target Cardiomegaly --out generator.pt
+  xmark embed --data DIR --surrogate surrogate.pt --generator generator.pt --target Cardiomegaly \\
+              --rho 0.1 --out release/
+  xmark verify --suspect suspect.pt|http://HOST:PORT --surrogate surrogate.pt --generator generator.pt \\
+               --owner-record release/owner_record.json --data DIR --out evidence/
+Errors exit with status 2 and say what to change."""
+
+# Modules that provide ``register(subparsers)``.
 COMMAND_MODULES = [
     "xmark_core.cli.data_cmd",
     "xmark_core.cli.train_cmd",
@@ -25,16 +42,11 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xmark", description=__doc__)
+    parser = argparse.ArgumentParser(prog="xmark", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                continue
-            raise
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
