@@ -22,7 +22,9 @@ with c1:
     st.dataframe(evidence_view.parameter_rows(res, last), hide_index=True, key="ev_params")
 with c2:
     st.subheader("Models")
-    st.json({"suspect": last["suspect"], "watermark generator": last["marker"]}, expanded=2)
+    st.dataframe(evidence_view.model_rows(last["suspect"], last.get("marker")), hide_index=True, key="ev_models")
+    with st.expander("The same, as recorded in evidence.json"):
+        st.json({"suspect": last["suspect"], "watermark generator": last.get("marker")}, expanded=2)
     st.subheader("Supporting tests (information only)")
     st.dataframe(evidence_view.supporting_rows(res), hide_index=True, key="ev_support")
 

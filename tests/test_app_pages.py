@@ -211,7 +211,11 @@ def test_verify_claims_the_malicious_suspect_and_evidence_downloads(app):
     _ok(at)
     labels = [b.label for b in at.get("download_button")]
     assert "Download evidence.json" in labels and "Download report.html" in labels
-    assert len(at.get("arrow_data_frame")) >= 3 or len(at.dataframe) >= 3
+    assert len(at.get("arrow_data_frame")) >= 4 or len(at.dataframe) >= 4
+    models = evidence_view.model_rows(at.session_state["xm_verification"]["suspect"],
+                                      at.session_state["xm_verification"]["marker"])
+    shown = {(r["property"], r["value"]) for r in models}
+    assert ("reached as", "checkpoint file") in shown and ("target class", "1 (Cardiomegaly)") in shown
 
 
 @needs_demo

@@ -281,13 +281,37 @@ def test_evidence_files_of_a_verification(tmp_path):
     ev = evidence_view.evidence_dict(last)
     (tmp_path / "evidence.json").write_bytes(evidence_view.json_bytes(ev))
     assert load_evidence(tmp_path / "evidence.json")["decision"] is True  # hash verifies
-    assert b"Ownership is claimed" in evidence_view.html_bytes(ev)
+    assert ev["marker"] == {"identity": {"key": 0}}  # the CLI's shape: files (none known here), identity
+    page = evidence_view.html_bytes(ev)
+    assert b"Ownership is claimed" in page and b"<th>owner key</th><td>0</td>" in page
     assert evidence_view.pdf_bytes(ev)[:4] == b"%PDF"
     rows = {r["parameter"]: r["value"] for r in evidence_view.parameter_rows(res, last)}
     assert rows["queries made"] == "20" and rows["margin τ"] == "0.2" and rows["query gain"] == "2.0"
     assert rows["query choice"] == "random" and rows["largest bet (sequential test)"] == "0.9"
     used = [r["test"] for r in evidence_view.supporting_rows(res) if r["used for the decision"] == "yes"]
     assert used == ["ttest"]
+
+
+def test_evidence_model_rows_in_a_reviewers_words():
+    from xmark_core.app_support.evidence_view import model_rows
+
+    suspect = {"kind": "http", "location": "http://127.0.0.1:8765", "sha256": "ab" * 32,
+               "sha256_source": "reported by the API (/info)", "classes": ["No Finding", "Cardiomegaly"],
+               "input_size": 64, "output": "proba", "labels_only": True, "extra_field": 3}
+    marker = {"key": 189, "target": 1, "classes": ["No Finding", "Cardiomegaly"], "cam_method": "eigencam",
+              "work_size": None, "generator": {"depth": 3, "base": 16}}
+    rows = {(r["model"], r["property"]): r["value"] for r in model_rows(suspect, marker)}
+    assert rows[("suspect", "reached as")] == "HTTP API (black box)"
+    assert rows[("suspect", "answers with")] == "class probabilities"
+    assert rows[("suspect", "classes")] == "No Finding, Cardiomegaly"
+    assert rows[("suspect", "top label only")] == "yes" and rows[("suspect", "extra field")] == "3"
+    assert rows[("watermark generator", "target class")] == "1 (Cardiomegaly)"
+    assert rows[("watermark generator", "owner key")] == "189"
+    assert rows[("watermark generator", "saliency method")] == "EigenCAM"
+    assert rows[("watermark generator", "marking size (px)")] == "each image's own size"
+    assert rows[("watermark generator", "generator architecture")] == "base 16, depth 3"
+    assert len(rows) == len(suspect) + len(marker)  # every recorded field is shown
+    assert [r["model"] for r in model_rows({"kind": "toy"}, None)] == ["suspect"]
 
 
 def test_robustness_applies_input_and_model_attacks():

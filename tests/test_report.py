@@ -126,6 +126,11 @@ def test_evidence_bundle(verification, owner, tmp_path):
     assert "<th>marked class (owner record)</th><td>Cardiomegaly</td>" in page
     assert "<th>owner key (owner record)</th><td>7</td>" in page
     assert "<th>hardening (owner record)</th><td>none: the released images carry the mark alone</td>" in page
+    # the models and data in a reviewer's words
+    assert "<th>reached as</th><td>model in memory</td>" in page
+    assert "<th>answers with</th><td>class probabilities</td>" in page
+    assert f"<th>generator file SHA-256</th><td>{sha256_file(gen)}</td>" in page
+    assert "<th>query pool size</th><td>" in page and "pool_ids_sha256" not in page
     assert paths["pdf"].read_bytes()[:5] == b"%PDF-"
 
     tampered = json.loads(paths["evidence"].read_text())

@@ -76,6 +76,64 @@ def specificity_text(spec: dict[str, Any] | None) -> str:
             + ("passed" if lo["decision"] and hi["decision"] else "NOT passed: a turned key is answered as strongly"))
 
 
+# Plain names for the identity fields a reviewer reads, in the order they are shown; a field
+# not named here keeps its own name and comes after them.
+IDENTITY_NAMES = {
+    "kind": "reached as", "location": "file or address", "sha256": "SHA-256",
+    "sha256_source": "SHA-256 from", "model_id": "model id (API)", "api": "API version",
+    "format": "checkpoint kind", "arch": "architecture", "classes": "classes",
+    "input_size": "input size (px)", "output": "answers with", "labels_only": "top label only",
+    "key": "owner key", "target": "target class", "cam_method": "saliency method",
+    "work_size": "marking size (px)", "generator": "generator architecture",
+    "generator_sha256": "generator SHA-256", "surrogate_sha256": "surrogate SHA-256",
+    "carrier_turn_deg": "carrier turned by (°)",
+    "spec": "query pool (dataset)", "queries": "query images", "target_in_data": "target class index in the data",
+    "excluded_released": "released images left out of the pool", "pool_size": "query pool size",
+    "pool_ids_sha256": "query pool ids SHA-256", "query_choice": "query choice (details)",
+}
+_VALUE_NAMES = {
+    ("kind", "checkpoint"): "checkpoint file", ("kind", "torch"): "model in memory",
+    ("kind", "http"): "HTTP API (black box)", ("output", "proba"): "class probabilities",
+    ("output", "label"): "top label only", ("cam_method", "eigencam"): "EigenCAM",
+    ("cam_method", "gradcam"): "Grad-CAM", ("work_size", None): "each image's own size",
+}
+
+
+def identity_value(key: str, value: Any, classes: list[str] | None = None) -> str:
+    """One identity field's value in words (a target index also gets its class name)."""
+    if isinstance(value, (str, type(None))) and (key, value) in _VALUE_NAMES:
+        return _VALUE_NAMES[(key, value)]
+    if key == "target" and isinstance(value, int) and classes and 0 <= value < len(classes):
+        return f"{value} ({classes[value]})"
+    if isinstance(value, dict):  # a flat one reads as a list; a nested one stays exact
+        if any(isinstance(v, (dict, list)) for v in value.values()):
+            return json.dumps(value, sort_keys=True)
+        return ", ".join(f"{k} {identity_value(k, v)}" for k, v in sorted(value.items()))
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "not recorded" if value is None else str(value)
+
+
+def identity_rows(identity: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """A recorded identity (``Suspect.identity()``, ``Marker.identity()``, the data record) as
+    (name, value) rows in a reviewer's words, in a fixed order whatever the dict's order."""
+    identity = identity or {}
+    order = list(IDENTITY_NAMES)
+    keys = sorted(identity, key=lambda k: (order.index(k) if k in IDENTITY_NAMES else len(order), k))
+    classes = identity.get("classes")
+    return [(IDENTITY_NAMES.get(k, k.replace("_", " ")), identity_value(k, identity[k], classes)) for k in keys]
+
+
+def marker_rows(marker: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The evidence's ``marker`` record (the files used, then ``Marker.identity()``) as rows."""
+    marker = marker or {}
+    files = [(f"{name} file{' SHA-256' if sha else ''}", str(marker[name + sha]))
+             for name in ("surrogate", "generator") for sha in ("", "_sha256") if name + sha in marker]
+    return files + identity_rows(marker.get("identity"))
+
+
 def hardening_text(hardening: dict[str, Any] | None) -> str:
     """One line on an owner record's ``hardening`` (``none``: the release carries the mark alone)."""
     if not hardening:
@@ -209,7 +267,8 @@ def build_evidence(result: VerificationResult, suspect_identity: dict[str, Any],
     result : the verification
     suspect_identity : ``suspect.identity()``
     owner : :func:`check_owner_record` output
-    marker : surrogate / generator paths, hashes and ``Marker.identity()``
+    marker : ``{"surrogate", "surrogate_sha256", "generator", "generator_sha256"}`` (the files
+        used, where known) and ``"identity"``: ``Marker.identity()``
     data : data spec and pool description
     command : the command line, for the record
     created : ISO timestamp (default: now, UTC)
@@ -345,8 +404,7 @@ def render_html(ev: dict[str, Any]) -> str:
         ("query images", res["n_queries"]), ("test", ev["test"]["description"]),
         ("stopped early", res["stopped_early"]), ("test statistic", res["statistic"]),
     ])
-    sus = ev.get("suspect") or {}
-    suspect_table = _table(sorted(sus.items()))  # sorted: same page from memory or file
+    suspect_table = _table(identity_rows(ev.get("suspect")))  # fixed order: same page from memory or file
     owner = ev.get("owner")
     if owner:
         rows: list[tuple[str, Any]] = [
@@ -368,9 +426,7 @@ def render_html(ev: dict[str, Any]) -> str:
     else:
         owner_table = ('<p class="bad">No owner record was given: the watermark is not tied to a '
                        "published commitment.</p>")
-    mk = ev.get("marker") or {}
-    marker_table = _table(sorted((k, v) for k, v in mk.items() if k != "identity")
-                          + sorted((ev.get("data") or {}).items()))
+    marker_table = _table(marker_rows(ev.get("marker")) + identity_rows(ev.get("data")))
     sup = res.get("supporting") or {}
     supporting_table = _table([(TEST_NAMES[k], "not applicable" if sup.get(k) is None else sup[k])
                                for k in TEST_NAMES if k in sup])

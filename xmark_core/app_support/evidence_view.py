@@ -85,6 +85,17 @@ def parameter_rows(result: Any, last: dict[str, Any]) -> list[dict[str, str]]:
     return [{"parameter": k, "value": str(v)} for k, v in rows]
 
 
+def model_rows(suspect: dict[str, Any], marker: dict[str, Any] | None) -> list[dict[str, str]]:
+    """The suspect's and the watermark generator's identity (``Suspect.identity()``,
+    ``Marker.identity()``) as (model, property, value) rows in a reviewer's words, as the
+    HTML report shows them."""
+    from xmark_core.report import identity_rows
+
+    return [{"model": model, "property": k, "value": v}
+            for model, ident in (("suspect", suspect), ("watermark generator", marker))
+            for k, v in identity_rows(ident)]
+
+
 def supporting_rows(result: Any) -> list[dict[str, str]]:
     """p-values of every test on the same queries (the decision uses the pre-registered one)."""
     return [{"test": k, "p-value": "n/a" if v is None else f"{v:.3g}",
@@ -97,8 +108,17 @@ def evidence_dict(last: dict[str, Any]) -> dict[str, Any]:
     from xmark_core.report import build_evidence
 
     check = commitment_check(last.get("owner_files"))
+    # The files as the CLI records them (where the demo bundle names them), then the identity.
+    files, hashes = last.get("owner_files") or {}, check.details or {}
+    marker: dict[str, Any] = {}
+    for name in ("surrogate", "generator"):
+        if name in files:
+            marker[name] = files[name]
+        if f"{name}_sha256" in hashes:
+            marker[f"{name}_sha256"] = hashes[f"{name}_sha256"]
+    marker["identity"] = last.get("marker")
     return build_evidence(
-        last["result"], last["suspect"], owner=check.details, marker=last.get("marker"),
+        last["result"], last["suspect"], owner=check.details, marker=marker,
         data={"queries": last.get("queries")}, command=["xmark app", "verify"],
         created=last.get("created_utc"),
     )
