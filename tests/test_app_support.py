@@ -309,7 +309,7 @@ def test_evidence_model_rows_in_a_reviewers_words():
     assert rows[("watermark generator", "owner key")] == "189"
     assert rows[("watermark generator", "saliency method")] == "EigenCAM"
     assert rows[("watermark generator", "marking size (px)")] == "each image's own size"
-    assert rows[("watermark generator", "generator architecture")] == "base 16, depth 3"
+    assert rows[("watermark generator", "generator settings")] == "base 16, depth 3"
     assert len(rows) == len(suspect) + len(marker)  # every recorded field is shown
     assert [r["model"] for r in model_rows({"kind": "toy"}, None)] == ["suspect"]
 

@@ -84,7 +84,7 @@ IDENTITY_NAMES = {
     "format": "checkpoint kind", "arch": "architecture", "classes": "classes",
     "input_size": "input size (px)", "output": "answers with", "labels_only": "top label only",
     "key": "owner key", "target": "target class", "cam_method": "saliency method",
-    "work_size": "marking size (px)", "generator": "generator architecture",
+    "work_size": "marking size (px)", "generator": "generator settings",
     "generator_sha256": "generator SHA-256", "surrogate_sha256": "surrogate SHA-256",
     "carrier_turn_deg": "carrier turned by (°)",
     "spec": "query pool (dataset)", "queries": "query images", "target_in_data": "target class index in the data",
