@@ -8,6 +8,7 @@ without caring whether another part already trained it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing
 import sys
@@ -109,6 +110,24 @@ class MemoMarker:
         return self._turned[degrees]
 
 
+@contextlib.contextmanager
+def release_threads() -> Iterator[None]:
+    """Torch at one thread inside, the run's count restored after.
+
+    What a release holds (which images are marked, their marks and hardening, a baseline's
+    trigger) must not depend on ``--threads``: another count sums floats in another order and
+    writes other bits (a few pixels in a few images), and every suspect trained on the release
+    would then be trained again instead of reused from a ``--reuse-models`` folder. Making a
+    release takes seconds to a minute; the training that ``--threads`` speeds up stays outside.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @dataclass
 class Release:
     """A clean-label release of one method: which images were marked, and how."""
@@ -208,9 +227,10 @@ class BenchContext:
         "hardest" selection then marks the same images for every method, and boundary
         queries (:class:`VerifyConfig` ``queries``) are the same pool images for every method."""
         X = self.train_images(CLEAN, self.s.input_size)
-        self.cache["scores"] = predict_proba(surrogate, X)[:, self.s.target]
         pool = resize_stack(np.stack(self.pool), self.s.input_size)[:, None]
-        self.cache["query_scores"] = predict_proba(surrogate, pool)[:, self.s.target].astype(np.float64)
+        with release_threads():
+            self.cache["scores"] = predict_proba(surrogate, X)[:, self.s.target]
+            self.cache["query_scores"] = predict_proba(surrogate, pool)[:, self.s.target].astype(np.float64)
 
     def marked_index(self) -> np.ndarray:
         """The target-class images every method marks (the embedder's own selection:
@@ -218,10 +238,12 @@ class BenchContext:
         return select_marked(self.y, self.s.target, self.s.rho, self.s.seed, self.cache.get("scores"))
 
     def add_release(self, name: str, marker: MarkerLike) -> Release:
-        """Mark the selected images with ``marker`` at the source resolution and record quality."""
+        """Mark the selected images with ``marker`` at the source resolution (at one thread:
+        :func:`release_threads`) and record quality."""
         idx = self.marked_index()
         orig = self.X[idx]
-        marked = quantize16(np.asarray(marker.mark(orig), np.float32))
+        with release_threads():
+            marked = quantize16(np.asarray(marker.mark(orig), np.float32))
         ps = np.array([psnr(a, b) for a, b in zip(orig, marked)])
         ss = np.array([ssim(a, b) for a, b in zip(orig, marked)])
         rel = Release(name, idx, marked, float(np.mean(ps)), float(np.min(ps)), float(np.mean(ss)))

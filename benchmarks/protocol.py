@@ -25,6 +25,7 @@ from benchmarks.context import (
     Trained,
     brief,
     model_file,
+    release_threads,
     summarize,
 )
 from benchmarks.reuse import digest, fingerprint
@@ -220,7 +221,8 @@ def baseline_marker(ctx: BenchContext, name: str, key: int, surrogate: Trained, 
         trig = B.blended_trigger(s.source_size, key)
     elif name == "static":
         X, y, _ = generator_data(ctx, surrogate)
-        trig = B.static_trigger(surrogate.model, X, y, s.target, key, steps=s.static_steps, eps=s.static_eps)
+        with release_threads():  # the trigger is part of the release
+            trig = B.static_trigger(surrogate.model, X, y, s.target, key, steps=s.static_steps, eps=s.static_eps)
     else:
         raise ValueError(f"unknown baseline {name!r}; choose one of {BASELINES}")
     return B.TriggerMarker(name, trig).scaled_to(ctx.X[ctx.marked_index()], target_psnr)

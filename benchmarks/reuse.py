@@ -39,7 +39,9 @@ def load_same(folder: Path | None, name: str, want: Callable[[], str],
     only when there is a file to compare); None, with a log line saying why, when the folder
     holds one made from other data or another recipe or a file that is not a checkpoint, and
     None when it holds nothing of that name. ``threads``: this run's torch threads; a file kept
-    by a run at another count is named as the likely cause (its release's bits differ)."""
+    by a run at another count is named as the likely cause (models trained at another count
+    have other weights, and a release made from them other bits; a folder kept before XXVII
+    at a count other than 1 also holds suspects of a release marked at that count)."""
     if folder is None or not (folder / name).exists():
         return None
     try:
@@ -50,7 +52,8 @@ def load_same(folder: Path | None, name: str, want: Callable[[], str],
     if (lm.extra or {}).get("fingerprint") != want():
         kept_threads = (lm.extra or {}).get("threads")
         likely = (f"; it was kept by a run at {kept_threads} torch threads and this one uses {threads}, "
-                  "and another thread count marks another release (benchmarks README, --threads)"
+                  "and a model trained at another count has other weights, and a release made from "
+                  "it other bits (benchmarks README, --threads)"
                   if kept_threads is not None and threads is not None and kept_threads != threads else "")
         log(f"not reusing {folder / name}: made from other data or another recipe than this run's "
             f"(or kept before fingerprints){likely}; training it again")

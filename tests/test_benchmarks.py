@@ -116,6 +116,30 @@ def test_benchmark_queries_use_the_settings_query_gain():
     assert ctx.verify_config().query_gain == 1.5 and ctx.verify_config(query_gain=3.0).query_gain == 3.0
 
 
+def test_a_release_has_the_same_bits_at_any_thread_count():
+    # At two threads the demo marker's sums run in another order: on 16 phantoms at 256 px a few
+    # pixels of a few images come out one 16-bit step apart, unless the release is made at one.
+    from benchmarks.context import BenchContext, quantize16
+    from xmark_core.data.phantom import make_phantom
+    from xmark_core.generator.model import load_marker
+
+    marker = load_marker("models/surrogate.pt", "models/generator.pt", device="cpu")
+    ctx = BenchContext.__new__(BenchContext)  # add_release reads the settings, data and cache
+    ctx.s, ctx.log, ctx.cache, ctx.releases = preset("micro", rho=1.0), Log(quiet=True), {}, {}
+    ctx.X = np.stack([make_phantom(5, i, size=256, finding=ctx.s.target).image for i in range(16)]).astype(np.float32)
+    ctx.y = np.full(len(ctx.X), ctx.s.target)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = quantize16(np.asarray(marker.mark(ctx.X), np.float32))
+        torch.set_num_threads(2)
+        released = ctx.add_release("xmark", marker)
+        assert torch.get_num_threads() == 2  # the run's count is restored
+    finally:
+        torch.set_num_threads(before)
+    assert len(released.index) == 16 and np.array_equal(released.marked, alone[released.index])
+
+
 def test_shape_check_catches_departures(micro):
     summary = micro[2]
     broken = json.loads(json.dumps(summary))
