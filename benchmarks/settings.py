@@ -119,7 +119,7 @@ class BenchSettings:
     psnr_fallback : PSNR the baselines are scaled to when X-Mark's is not finite
     threads : torch CPU threads (per process) for training and verification. Releases are
         made at one thread whatever this is (``context.release_threads``), so their bits, and
-        the kept models trained on them, do not depend on it; the models trained here do
+        the kept models trained on them, do not depend on it (the weights this run trains do)
     jobs : classifiers (and Ind-T's independent generators) trained at once, each in its own
         process with ``threads`` threads. The models, and so every number, are the same for
         any value (tested); only the wall time of the parts that train many models changes

@@ -131,6 +131,8 @@ def test_evidence_bundle(verification, owner, tmp_path):
     assert "<th>answers with</th><td>class probabilities</td>" in page
     assert f"<th>generator file SHA-256</th><td>{sha256_file(gen)}</td>" in page
     assert "<th>query pool size</th><td>" in page and "pool_ids_sha256" not in page
+    earlier = render_html({**loaded, "marker": {"key": 7, "target": 1, "classes": CLASSES}})  # the app's, before XXVII
+    assert "<th>owner key</th><td>7</td>" in earlier and f"<th>target class</th><td>1 ({CLASSES[1]})</td>" in earlier
     assert paths["pdf"].read_bytes()[:5] == b"%PDF-"
 
     tampered = json.loads(paths["evidence"].read_text())

@@ -126,12 +126,17 @@ def identity_rows(identity: dict[str, Any] | None) -> list[tuple[str, str]]:
     return [(IDENTITY_NAMES.get(k, k.replace("_", " ")), identity_value(k, identity[k], classes)) for k in keys]
 
 
+_MARKER_FILES = {"surrogate": "surrogate file", "surrogate_sha256": "surrogate file SHA-256",
+                 "generator": "generator file", "generator_sha256": "generator file SHA-256"}
+
+
 def marker_rows(marker: dict[str, Any] | None) -> list[tuple[str, str]]:
-    """The evidence's ``marker`` record (the files used, then ``Marker.identity()``) as rows."""
+    """The evidence's ``marker`` record (the files used, then ``Marker.identity()``) as rows.
+    Evidence the app wrote before XXVII holds the identity alone, at the top level."""
     marker = marker or {}
-    files = [(f"{name} file{' SHA-256' if sha else ''}", str(marker[name + sha]))
-             for name in ("surrogate", "generator") for sha in ("", "_sha256") if name + sha in marker]
-    return files + identity_rows(marker.get("identity"))
+    files = [(name, str(marker[k])) for k, name in _MARKER_FILES.items() if k in marker]
+    identity = marker["identity"] if "identity" in marker else {k: v for k, v in marker.items() if k not in _MARKER_FILES}
+    return files + identity_rows(identity)
 
 
 def hardening_text(hardening: dict[str, Any] | None) -> str:
