@@ -22,9 +22,10 @@ with c1:
     st.dataframe(evidence_view.parameter_rows(res, last), hide_index=True, key="ev_params")
 with c2:
     st.subheader("Models")
-    st.dataframe(evidence_view.model_rows(last["suspect"], last.get("marker")), hide_index=True, key="ev_models",
-                 column_config={"model": st.column_config.TextColumn(width="small"),
-                                "value": st.column_config.TextColumn(width="large")})
+    for i, (model, rows) in enumerate(evidence_view.model_tables(last["suspect"], last.get("marker")).items()):
+        st.caption(model)
+        st.dataframe(rows, hide_index=True, key=f"ev_models_{i}",
+                     column_config={"value": st.column_config.TextColumn(width="large")})
     with st.expander("The same, as recorded in evidence.json"):
         st.json({"suspect": last["suspect"], "watermark generator": last.get("marker")}, expanded=2)
     st.subheader("Supporting tests (information only)")

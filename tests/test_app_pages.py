@@ -211,10 +211,10 @@ def test_verify_claims_the_malicious_suspect_and_evidence_downloads(app):
     _ok(at)
     labels = [b.label for b in at.get("download_button")]
     assert "Download evidence.json" in labels and "Download report.html" in labels
-    assert len(at.get("arrow_data_frame")) >= 4 or len(at.dataframe) >= 4
-    models = evidence_view.model_rows(at.session_state["xm_verification"]["suspect"],
-                                      at.session_state["xm_verification"]["marker"])
-    shown = {(r["property"], r["value"]) for r in models}
+    assert len(at.get("arrow_data_frame")) >= 5 or len(at.dataframe) >= 5
+    tables = evidence_view.model_tables(at.session_state["xm_verification"]["suspect"],
+                                        at.session_state["xm_verification"]["marker"])
+    shown = {(r["property"], r["value"]) for rows in tables.values() for r in rows}
     assert ("reached as", "checkpoint file") in shown and ("target class", "1 (Cardiomegaly)") in shown
 
 

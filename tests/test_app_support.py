@@ -292,26 +292,27 @@ def test_evidence_files_of_a_verification(tmp_path):
     assert used == ["ttest"]
 
 
-def test_evidence_model_rows_in_a_reviewers_words():
-    from xmark_core.app_support.evidence_view import model_rows
+def test_evidence_model_tables_in_a_reviewers_words():
+    from xmark_core.app_support.evidence_view import model_tables
 
     suspect = {"kind": "http", "location": "http://127.0.0.1:8765", "sha256": "ab" * 32,
                "sha256_source": "reported by the API (/info)", "classes": ["No Finding", "Cardiomegaly"],
                "input_size": 64, "output": "proba", "labels_only": True, "extra_field": 3}
     marker = {"key": 189, "target": 1, "classes": ["No Finding", "Cardiomegaly"], "cam_method": "eigencam",
               "work_size": None, "generator": {"depth": 3, "base": 16}}
-    rows = {(r["model"], r["property"]): r["value"] for r in model_rows(suspect, marker)}
-    assert rows[("suspect", "reached as")] == "HTTP API (black box)"
-    assert rows[("suspect", "answers with")] == "class probabilities"
-    assert rows[("suspect", "classes")] == "No Finding, Cardiomegaly"
-    assert rows[("suspect", "top label only")] == "yes" and rows[("suspect", "extra field")] == "3"
-    assert rows[("watermark generator", "target class")] == "1 (Cardiomegaly)"
-    assert rows[("watermark generator", "owner key")] == "189"
-    assert rows[("watermark generator", "saliency method")] == "EigenCAM"
-    assert rows[("watermark generator", "marking size (px)")] == "each image's own size"
-    assert rows[("watermark generator", "generator settings")] == "base 16, depth 3"
-    assert len(rows) == len(suspect) + len(marker)  # every recorded field is shown
-    assert [r["model"] for r in model_rows({"kind": "toy"}, None)] == ["suspect"]
+    tables = model_tables(suspect, marker)
+    assert list(tables) == ["Suspect", "Watermark generator"]
+    sus = {r["property"]: r["value"] for r in tables["Suspect"]}
+    gen = {r["property"]: r["value"] for r in tables["Watermark generator"]}
+    assert sus["reached as"] == "HTTP API (black box)" and sus["answers with"] == "class probabilities"
+    assert sus["classes"] == "No Finding, Cardiomegaly"
+    assert sus["top label only"] == "yes" and sus["extra field"] == "3"
+    assert gen["target class"] == "1 (Cardiomegaly)" and gen["owner key"] == "189"
+    assert gen["saliency method"] == "EigenCAM" and gen["marking size (px)"] == "each image's own size"
+    assert gen["generator settings"] == "base 16, depth 3"
+    assert (len(sus), len(gen)) == (len(suspect), len(marker))  # every recorded field is shown
+    assert [r["property"] for r in tables["Suspect"]][:2] == ["reached as", "file or address"]  # fixed order
+    assert model_tables({"kind": "toy"}, None)["Watermark generator"] == []
 
 
 def test_robustness_applies_input_and_model_attacks():

@@ -85,15 +85,14 @@ def parameter_rows(result: Any, last: dict[str, Any]) -> list[dict[str, str]]:
     return [{"parameter": k, "value": str(v)} for k, v in rows]
 
 
-def model_rows(suspect: dict[str, Any], marker: dict[str, Any] | None) -> list[dict[str, str]]:
+def model_tables(suspect: dict[str, Any], marker: dict[str, Any] | None) -> dict[str, list[dict[str, str]]]:
     """The suspect's and the watermark generator's identity (``Suspect.identity()``,
-    ``Marker.identity()``) as (model, property, value) rows in a reviewer's words, as the
-    HTML report shows them."""
+    ``Marker.identity()``), each as (property, value) rows in a reviewer's words, as the HTML
+    report shows them."""
     from xmark_core.report import identity_rows
 
-    return [{"model": model, "property": k, "value": v}
-            for model, ident in (("suspect", suspect), ("watermark generator", marker))
-            for k, v in identity_rows(ident)]
+    return {model: [{"property": k, "value": v} for k, v in identity_rows(ident)]
+            for model, ident in (("Suspect", suspect), ("Watermark generator", marker))}
 
 
 def supporting_rows(result: Any) -> list[dict[str, str]]:
