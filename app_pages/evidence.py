@@ -16,7 +16,7 @@ res = last["result"]
 c1, c2 = st.columns(2)
 with c1:
     st.subheader("Commitment")
-    check = evidence_view.commitment_check(last.get("owner_files"))
+    check = evidence_view.last_commitment(last)
     (st.success if check.ok else st.warning)(check.message)
     st.subheader("Parameters")
     st.dataframe(evidence_view.parameter_rows(res, last), hide_index=True, key="ev_params")

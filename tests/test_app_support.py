@@ -279,6 +279,7 @@ def test_evidence_files_of_a_verification(tmp_path):
     assert shipped.ok and ("It records a share of 0.1 of the 'Cardiomegaly' images marked under key 189; "
                            "hardening: none: the released images carry the mark alone.") in shipped.message
     ev = evidence_view.evidence_dict(last)
+    assert evidence_view.last_commitment(last) is last["commitment"] and not last["commitment"].ok  # once per run
     (tmp_path / "evidence.json").write_bytes(evidence_view.json_bytes(ev))
     assert load_evidence(tmp_path / "evidence.json")["decision"] is True  # hash verifies
     assert ev["marker"] == {"identity": {"key": 0}}  # the CLI's shape: files (none known here), identity

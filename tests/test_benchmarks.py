@@ -27,7 +27,7 @@ from benchmarks.baselines import (
     match_psnr,
     mean_psnr,
 )
-from benchmarks.context import CLEAN, BenchContext, Log
+from benchmarks.context import CLEAN, BenchContext, Log, quantize16
 from benchmarks.protocol import prefetch_generators, train_xmark
 from benchmarks.run import ALL_PARTS, StealthMarkPart, run_benchmark, run_stealthmark
 from benchmarks.settings import BASELINES, BenchSettings, preset
@@ -119,9 +119,7 @@ def test_benchmark_queries_use_the_settings_query_gain():
 def test_a_release_has_the_same_bits_at_any_thread_count():
     # At two threads the demo marker's sums run in another order: on 16 phantoms at 256 px a few
     # pixels of a few images come out one 16-bit step apart, unless the release is made at one.
-    from benchmarks.context import BenchContext, quantize16
     from xmark_core.data.phantom import make_phantom
-    from xmark_core.generator.model import load_marker
 
     marker = load_marker("models/surrogate.pt", "models/generator.pt", device="cpu")
     ctx = BenchContext.__new__(BenchContext)  # add_release reads the settings, data and cache
@@ -453,8 +451,9 @@ def test_speed_times_the_hardened_embedding_beside_the_plain_one(tmp_path):
 
 
 def test_a_refused_kept_model_names_another_thread_count_as_the_likely_cause(tmp_path):
-    """Another thread count writes another release, so its suspects' fingerprints differ: the
-    log line says so when the kept file records another count, and only then."""
+    """Models trained at another thread count have other weights, so what is trained on them
+    gets other fingerprints: the log line names the count when the kept file records another,
+    and only then."""
     from benchmarks.reuse import load_same
     from xmark_core.nets.checkpoint import save_checkpoint
     from xmark_core.nets.classifiers import build_classifier

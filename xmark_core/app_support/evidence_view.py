@@ -52,6 +52,14 @@ def commitment_check(files: dict[str, str] | None) -> CommitmentCheck:
     return CommitmentCheck(bool(d["ok"]), msg, d)
 
 
+def last_commitment(last: dict[str, Any]) -> CommitmentCheck:
+    """:func:`commitment_check` of a verification's owner files, once per verification: it
+    hashes the checkpoints, and the Evidence page reruns on every click."""
+    if "commitment" not in last:
+        last["commitment"] = commitment_check(last.get("owner_files"))
+    return last["commitment"]
+
+
 def record_summary(owner: dict[str, Any]) -> str:
     """What the checked owner record says was released (:func:`~xmark_core.report.check_owner_record`
     output), in one sentence for a reviewer."""
@@ -106,7 +114,7 @@ def evidence_dict(last: dict[str, Any]) -> dict[str, Any]:
     """The ``evidence.json`` content of the last verification (see :func:`xmark_core.report.build_evidence`)."""
     from xmark_core.report import build_evidence
 
-    check = commitment_check(last.get("owner_files"))
+    check = last_commitment(last)
     # The files as the CLI records them (where the demo bundle names them), then the identity.
     files, hashes = last.get("owner_files") or {}, check.details or {}
     marker: dict[str, Any] = {}
