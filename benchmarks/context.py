@@ -8,13 +8,13 @@ without caring whether another part already trained it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import multiprocessing
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ from benchmarks.reuse import digest, fingerprint, load_same, same_file
 from benchmarks.settings import BenchSettings
 from xmark_core.data.base import resize, to_arrays
 from xmark_core.data.phantom import PhantomDataset
-from xmark_core.embed import select_marked
+from xmark_core.device import torch_threads
+from xmark_core.embed import MARK_THREADS, select_marked
 from xmark_core.nets.checkpoint import LoadedModel, save_checkpoint
 from xmark_core.nets.train import TrainConfig, predict_proba, train_classifier
 from xmark_core.quality import psnr, ssim
@@ -110,9 +111,8 @@ class MemoMarker:
         return self._turned[degrees]
 
 
-@contextlib.contextmanager
-def release_threads() -> Iterator[None]:
-    """Torch at one thread inside, the run's count restored after.
+def release_threads() -> AbstractContextManager[None]:
+    """Torch at one thread inside, the run's count restored after (as ``xmark embed``).
 
     What a release holds (which images are marked, their marks and hardening, a baseline's
     trigger) must not depend on ``--threads``: another count sums floats in another order and
@@ -120,12 +120,7 @@ def release_threads() -> Iterator[None]:
     would then be trained again instead of reused from a ``--reuse-models`` folder. Making a
     release takes seconds to a minute; the training that ``--threads`` speeds up stays outside.
     """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return torch_threads(MARK_THREADS)
 
 
 @dataclass

@@ -8,7 +8,8 @@ every image is marked, ``rho = 1``):
 * ``generator_ips`` -- perturbations per second given the saliency, with the run's
   ``work_size`` and (up to ``speed_native_max``) at native resolution;
 * ``embed_ips`` -- end-to-end :func:`xmark_core.embed.embed_release` (read, saliency,
-  generator, write, PSNR/SSIM against the stored values, hashes, manifest);
+  generator, write, PSNR/SSIM against the stored values, hashes, manifest) at the run's
+  ``--threads`` (the CLI marks at one unless told otherwise);
 * ``io_ips`` -- the I/O floor: merely decode and re-encode the same PNGs;
   ``io_floor_ratio`` = embedding time / I/O time;
 * ``release_ips`` / ``release_io_ratio`` -- the same embedding with the run's ``rho``: every
@@ -61,6 +62,12 @@ from xmark_core.generator.model import Marker
 from xmark_core.harden import HardenedMarker
 from xmark_core.saliency import saliency_maps
 from xmark_core.verify.protocol import run_verification
+
+
+def run_embed(*args: Any, **kwargs: Any) -> Any:
+    """:func:`~xmark_core.embed.embed_release` at the run's ``--threads`` (as ``xmark embed
+    --threads 0``; the CLI's default, one thread, is the run of record's count)."""
+    return embed_release(*args, threads=None, **kwargs)
 
 
 def _timed(fn: Any) -> tuple[Any, float]:
@@ -131,9 +138,9 @@ def size_row(ctx: BenchContext, marker: Marker, size: int, tmp: Path,
     warm = FolderDataset(write_phantom_folder(tmp / f"warm{size}", marker.batch_size, size, s.seed + 4,
                                               s.target, s.classes))
     io_floor(list(warm.paths), tmp / f"warm_io{size}")
-    _, t_warm = _timed(lambda: embed_release(warm, marker, s.target, tmp / f"warm_out{size}", rho=1.0, seed=s.seed))
+    _, t_warm = _timed(lambda: run_embed(warm, marker, s.target, tmp / f"warm_out{size}", rho=1.0, seed=s.seed))
     if hard is not None:  # its resizes to each clean model's input are built per shape too
-        embed_release(warm, hard, s.target, tmp / f"warm_hard{size}", rho=1.0, seed=s.seed)
+        run_embed(warm, hard, s.target, tmp / f"warm_hard{size}", rho=1.0, seed=s.seed)
     images = np.stack([ds[i].image for i in range(n)])[:, None]
     sal, t_cam = _timed(lambda: saliency_maps(marker.surrogate, images, input_size=marker.input_size))
     _, t_gen = _timed(lambda: marker.perturbation(images[:, 0], saliency=sal))
@@ -151,14 +158,14 @@ def size_row(ctx: BenchContext, marker: Marker, size: int, tmp: Path,
     for rep in range(s.speed_repeats):
         times["io"].append(io_floor(list(ds.paths), tmp / f"io{size}_{rep}"))
         t0 = time.perf_counter()
-        res = embed_release(ds, marker, s.target, tmp / f"embed{size}_{rep}", rho=1.0, seed=s.seed)
+        res = run_embed(ds, marker, s.target, tmp / f"embed{size}_{rep}", rho=1.0, seed=s.seed)
         times["embed"].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        rel = embed_release(ds, marker, s.target, tmp / f"release{size}_{rep}", rho=s.rho, seed=s.seed)
+        rel = run_embed(ds, marker, s.target, tmp / f"release{size}_{rep}", rho=s.rho, seed=s.seed)
         times["release"].append(time.perf_counter() - t0)
         if hard is not None:
             t0 = time.perf_counter()
-            res_h = embed_release(ds, hard, s.target, tmp / f"hardened{size}_{rep}", rho=1.0, seed=s.seed)
+            res_h = run_embed(ds, hard, s.target, tmp / f"hardened{size}_{rep}", rho=1.0, seed=s.seed)
             times["hardened"].append(time.perf_counter() - t0)
     t_io, t_embed, t_rel = (float(np.median(times[k])) for k in ("io", "embed", "release"))
     row.update(io_ips=n / t_io, embed_ips=n / t_embed, io_floor_ratio=t_embed / t_io,

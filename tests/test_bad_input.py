@@ -252,3 +252,11 @@ def test_cli_help_shows_an_owners_session_that_parses(capsys):
     for command in commands:
         args = parser.parse_args(command.replace("|http://HOST:PORT", "").split())
         assert args.command == command.split()[0] and callable(args.func)
+
+
+def test_embed_threads_must_be_a_count(capsys):
+    for bad in ("-1", "two"):
+        with pytest.raises(SystemExit) as exit_:
+            xmark(["embed", "--threads", bad])
+        assert exit_.value.code == 2
+        assert "--threads takes a count >= 1, or 0 for torch's default" in capsys.readouterr().err

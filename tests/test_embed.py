@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from conftest import untrained_marker
 
 from xmark_core.data.folder import FolderDataset
@@ -25,6 +26,7 @@ from xmark_core.embed import (
     target_scores,
 )
 from xmark_core.errors import DataError
+from xmark_core.generator.model import load_marker
 
 TARGET = 1
 
@@ -184,6 +186,37 @@ def test_shards_merge_to_the_same_commitment(tmp_path, marker, phantom):
     assert merged.commitment == single.commitment
     assert check_commitment(tmp_path / "merged", tmp_path / "merged" / "release")
     assert FolderDataset(tmp_path / "merged" / "release").labels().tolist() == phantom.labels().tolist()
+
+
+def test_an_embedding_writes_the_same_release_at_any_thread_count(tmp_path):
+    # At two threads the demo marker's sums run in another order: unless marking runs at one
+    # thread (the default), a few pixels of a few of these 256 px images land one 16-bit step
+    # apart, and the release's files and commitment change with the machine's core count.
+    marker = load_marker("models/surrogate.pt", "models/generator.pt", device="cpu")
+    ds = PhantomDataset(64, size=256, seed=5)
+    before = torch.get_num_threads()
+    records = []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            embed_release(ds, marker, marker.target, tmp_path / str(n), rho=0.5)
+            assert torch.get_num_threads() == n  # the caller's count is restored
+            records.append(load_owner_record(tmp_path / str(n)))
+    finally:
+        torch.set_num_threads(before)
+    one, two = ([m["sha256"] for m in r["marked"]] for r in records)
+    assert len(one) == 8 and one == two
+    assert records[0]["commitment"] == records[1]["commitment"]
+    assert records[0]["marker"]["threads"] == 1
+
+
+def test_merge_refuses_shards_marked_at_different_thread_counts(tmp_path, marker, phantom):
+    for i, n in enumerate((1, 2)):
+        embed_release(phantom, marker, TARGET, tmp_path / f"s{i}", rho=0.5, shard=(i, 2), threads=n)
+    with pytest.raises(DataError, match=r"shard 1 .* marked at 2 torch thread\(s\), shard 0 at 1.*--threads 1"):
+        merge_shards([tmp_path / "s0", tmp_path / "s1"], tmp_path / "merged")
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        embed_release(phantom, marker, TARGET, tmp_path / "bad", threads=0)
 
 
 def test_selection_hardest_and_random():

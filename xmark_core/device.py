@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -28,3 +30,25 @@ def seed_everything(seed: int) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(seed)
     return g
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Torch's CPU ops at ``n`` threads inside the block, the caller's count restored after
+    (``None``: leave it as it is).
+
+    Why: at another thread count oneDNN sums a convolution's floats in another order, so a
+    few pixels of a mark can land one 16-bit step apart. What must have the same bits on any
+    machine of the same kind (a release, its commitment) is computed at a fixed count.
+    """
+    if n is None:
+        yield
+        return
+    if n < 1:
+        raise ValueError(f"threads must be >= 1 (or None for torch's own setting), got {n}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -44,6 +44,10 @@ MANIFEST = "manifest.json"
 OWNER_RECORD = "owner_record.json"
 WORK_DIR = ".xmark"
 FORMAT_VERSION = 1
+# Torch threads a release is marked at: at another count a few pixels can land one 16-bit
+# step apart, so the release and its commitment would depend on the machine's core count.
+# Parallelism comes from shards (one process per core), which give the same bits.
+MARK_THREADS = 1
 
 
 @dataclass
@@ -339,7 +343,7 @@ def weights_sha256(module: Any) -> str:
     return sha256_bytes(canonical_json(items))
 
 
-def _settings(ds: Any, kind: str, marker: Any, target: int, rho: float, seed: int) -> dict[str, Any]:
+def _settings(ds: Any, kind: str, marker: Any, target: int, rho: float, seed: int, threads: int) -> dict[str, Any]:
     """Everything that defines the release (identical in every shard, so the commitment
     of a sharded run equals that of a single run)."""
     info = dict(getattr(marker, "info", {}) or {})
@@ -367,6 +371,7 @@ def _settings(ds: Any, kind: str, marker: Any, target: int, rho: float, seed: in
             "input_size": getattr(marker, "input_size", None),
             "cam_method": getattr(marker, "cam_method", None),
             "work_size": getattr(marker, "work_size", None),
+            "threads": int(threads),
         },
     }
     hardening = getattr(marker, "hardening", None)  # a HardenedMarker (xmark_core.harden)
@@ -455,6 +460,7 @@ def embed_release(
     shard: tuple[int, int] = (0, 1),
     progress: Progress | None = None,
     selection: str = "hardest",
+    threads: int | None = MARK_THREADS,
 ) -> EmbedResult:
     """Write a clean-label watermarked release of ``ds`` (or one shard of it).
 
@@ -473,13 +479,27 @@ def embed_release(
     selection : ``"hardest"`` (default: the target images the surrogate is least sure
         of, see :func:`select_marked`; every shard scores all target images, so the choice
         does not depend on sharding) or ``"random"``
+    threads : torch CPU threads for scoring and marking (default :data:`MARK_THREADS`, 1:
+        the same bits on any core count of a machine; run shards side by side for speed);
+        ``None``: torch's current setting. The count used is recorded (``marker.threads``),
+        and :func:`merge_shards` refuses shards marked at different counts.
 
     Returns
     -------
     EmbedResult
         With the commitment when the release is complete (``n == 1``).
     """
-    out = Path(out_dir)
+    from xmark_core.device import torch_threads
+
+    with torch_threads(threads):
+        return _write_release(ds, marker, target, Path(out_dir), rho, seed, shard, progress, selection)
+
+
+def _write_release(ds: Any, marker: Any, target: int, out: Path, rho: float, seed: int,
+                   shard: tuple[int, int], progress: Progress | None, selection: str) -> EmbedResult:
+    """:func:`embed_release` at the thread count it set."""
+    import torch
+
     n_total = len(ds)
     if n_total == 0:
         raise DataError("the dataset is empty; nothing to release")
@@ -494,7 +514,7 @@ def embed_release(
     ranked = selection == "hardest" and n_marked(n_target, rho) < n_target
     scores = target_scores(ds, marker, target, labels) if ranked else None
     marked_set = set(select_marked(labels, target, rho, seed, scores).tolist())
-    settings = {**_settings(ds, kind, marker, target, rho, seed), "selection": selection}
+    settings = {**_settings(ds, kind, marker, target, rho, seed, torch.get_num_threads()), "selection": selection}
     mine = shard_indices(n_total, shard)
     release = out / RELEASE_DIR
     release.mkdir(parents=True, exist_ok=True)
@@ -608,6 +628,11 @@ def merge_shards(
         raise DataError(f"missing shard(s) {missing} of {n_shards}; finish those jobs, then merge")
     settings = records[0][1]["settings"]
     for i, (d, rec) in records.items():
+        threads = [r["settings"].get("marker", {}).get("threads") for r in (rec, records[0][1])]
+        if threads[0] != threads[1]:
+            raise DataError(f"shard {i} in {d} was marked at {threads[0]} torch thread(s), shard 0 at "
+                            f"{threads[1]}: a few pixels of a mark can differ between counts; run shard {i} "
+                            f"again with --threads {threads[1]}", d)
         if rec["settings"] != settings:
             raise DataError(f"shard {i} in {d} was made with other settings than shard 0", d)
     out.mkdir(parents=True, exist_ok=True)

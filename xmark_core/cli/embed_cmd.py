@@ -37,6 +37,16 @@ def _parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def _threads(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"--threads takes a count >= 1, or 0 for torch's default; got {text!r}")
+    return n
+
+
 def _train_generator(args: argparse.Namespace) -> int:
     from xmark_core.cli import emit_json
     from xmark_core.cli.progress import tqdm_progress
@@ -125,7 +135,8 @@ def _embed(args: argparse.Namespace) -> int:
                              steps=args.harden_steps))
         with tqdm_progress("embed", "img") as p:
             res = embed_release(ds, marker, target, args.out, rho=args.rho, seed=args.seed,
-                                shard=args.shard, progress=p, selection=args.selection)
+                                shard=args.shard, progress=p, selection=args.selection,
+                                threads=args.threads or None)
         note = marker.room_note() if args.harden_with else None
         if note:
             print(f"note: {note}", file=sys.stderr)
@@ -199,6 +210,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--harden-ssim", type=float, default=0.99,
                    help="SSIM floor of mark + hardening per image (default 0.99; 0: none)")
     e.add_argument("--harden-steps", type=int, default=20, help="PGD steps of the hardening (default 20)")
+    e.add_argument("--threads", type=_threads, default=1,
+                   help="torch CPU threads for marking (default 1: the release has the same bits on "
+                        "any core count of a machine; for speed run --shard i/n jobs side by side, "
+                        "one per core). 0: torch's default, all cores: faster, but a few pixels can "
+                        "differ from a run at another count. The count is recorded, and merge "
+                        "refuses shards marked at different counts")
     e.add_argument("--out", help="output folder")
     e.add_argument("--device", default=None)
     e.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
