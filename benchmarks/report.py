@@ -290,6 +290,26 @@ def _by_queries_table(proto: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _resolution_seeds_table(rows: dict[str, Any]) -> list[str]:
+    """X-Mark's resolution factors over training seeds (the ``resolution_seeds`` setting); no
+    lines when every factor has one suspect."""
+    many = {k: r["over_seeds"] for k, r in rows.items() if r.get("over_seeds")}
+    if not many:
+        return []
+    lines = ["", "**Resolution transfer over training seeds** (same release; claimed = p < α; the targets: "
+                 "WSR ≥ 95 %, ΔP ≥ 0.8, p < 1e-3)", "",
+             "| suspect | seeds | claimed | meet the targets | ΔP per seed | WSR per seed | p per seed | BA per seed |",
+             "|---|---|---|---|---|---|---|---|"]
+    for k, o in many.items():
+        claimed = round(o["share_p_below_alpha"] * o["n"])
+        meet = sum(meets_malicious_targets(*v) for v in zip(o["wsr"], o["delta_p"], o["p"]))
+        lines.append(f"| ×{k} of source ({rows[k]['input_size']} px) | {', '.join(str(v) for v in o['seeds'])} | "
+                     f"{claimed} of {o['n']} | {meet} of {o['n']} | {', '.join(_f(v) for v in o['delta_p'])} | "
+                     f"{', '.join(_pct(v) for v in o['wsr'])} | {', '.join(_p(v) for v in o['p'])} | "
+                     f"{', '.join(_pct(v) for v in o['ba'])} |")
+    return lines
+
+
 def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str, Any], seconds: float,
              machine: dict[str, Any] | None = None) -> str:
     """The results as Markdown tables (what the README's Results section shows).
@@ -360,6 +380,7 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
                 lines.append(f"| {label} | {r['input_size']} | {_pct(r['ba'])} | {_pct(r['wsr'])} | "
                              f"{_f(r['delta_p'])} | {_p(r['p'])} |"
                              + "".join(f" {_f(a['delta_p'])}, {_p(a['p'])} |" if a else " – |" for a in alt))
+        lines += _resolution_seeds_table(xr)
 
     att = parts.get("attacks") or {}
     if att:

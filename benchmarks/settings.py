@@ -104,6 +104,10 @@ class BenchSettings:
         (Ind-T) per method
     resolution_factors : X-Mark suspects trained on the release downsampled by these
         factors of ``source_size`` (sides below 32 px are skipped)
+    resolution_seeds : X-Mark suspects per resolution factor, suspect seeds 0, 1, ... as for
+        ``malicious_seeds`` (a factor that gives the standard input size reuses those very
+        models). The row is the first seed's; with more, ``over_seeds`` holds every seed's
+        numbers: one suspect per factor is an anecdote (README, Results)
     baseline_factors : the same for the baselines' releases (the comparison at 1/4)
     ft_epochs, ft_lr, prune_fraction : model attacks (fine-tune on the attacker's clean
         data; fine-pruning removes this share of last-block channels, then fine-tunes)
@@ -167,6 +171,7 @@ class BenchSettings:
     n_ind_models: int = 10
     n_ind_keys: int = 10
     resolution_factors: tuple[float, ...] = (1.0, 0.5, 0.25)
+    resolution_seeds: int = 1
     baseline_factors: tuple[float, ...] = (0.5, 0.25)
     ft_epochs: int = 5
     ft_lr: float = 1e-4
@@ -281,7 +286,9 @@ def preset(name: str, **overrides: Any) -> BenchSettings:
     if any(d < 0 for d in (s.specificity, *s.also_checks)):
         raise ValueError(f"check angles must be 0 (no check) or positive degrees, got specificity "
                          f"{s.specificity} and also_checks {list(s.also_checks)}")
-    clash = set(s.proxy_seeds) & {s.suspect_seed(i) for i in range(s.malicious_seeds)}
+    if s.resolution_seeds < 1:
+        raise ValueError(f"resolution_seeds must be at least 1, got {s.resolution_seeds}")
+    clash = set(s.proxy_seeds) & {s.suspect_seed(i) for i in range(max(s.malicious_seeds, s.resolution_seeds))}
     if not s.proxy_seeds or clash:
         raise ValueError(f"proxy_seeds must be one or more seeds that no Malicious suspect uses, got "
                          f"{list(s.proxy_seeds)} (suspect seeds start at {s.suspect_seed(0)})")

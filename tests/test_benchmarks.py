@@ -554,6 +554,8 @@ def test_train_many_in_processes_gives_the_weights_train_gives():
     assert len(parallel.models) == 3  # nothing retrained on the serial path
     with pytest.raises(ValueError, match="jobs and threads"):
         preset("micro", jobs=0)
+    with pytest.raises(ValueError, match="resolution_seeds must be at least 1"):
+        preset("micro", resolution_seeds=0)
 
 
 def test_resolution_rows_are_verified_with_every_query_choice(micro):
@@ -577,20 +579,33 @@ def test_resolution_rows_are_verified_with_every_query_choice(micro):
 
 def test_resolution_part_verifies_each_suspect_as_it_finishes(micro, tmp_path):
     """With `jobs` 2 the resolution suspects train at once; each is verified and logged right
-    after its training (a stopped run keeps what it finished), with the numbers `jobs` 1 gives."""
+    after its training (a stopped run keeps what it finished), with the numbers `jobs` 1 gives.
+    With `resolution_seeds` 2 each X-Mark factor has a suspect per Malicious seed: the 32 px
+    factor's are the protocol's Malicious suspects themselves."""
     torch.set_num_threads(1)
     lines = io.StringIO()
-    summary, problems = run_benchmark(preset("micro", jobs=2, baselines=[]), tmp_path,
+    out = tmp_path / "out"
+    summary, problems = run_benchmark(preset("micro", jobs=2, baselines=[], resolution_seeds=2), out,
                                       ["protocol", "resolution"], Log(stream=lines))
     assert problems == []
     log = [line.split("] ", 1)[1] for line in lines.getvalue().splitlines() if "] " in line]
     trained = [i for i, line in enumerate(log) if line.startswith("train ") and "on xmark: accuracy" in line
                and i > log.index("--- resolution")]
-    assert len(trained) == 2  # the 32 px case is the Malicious suspect, trained in the protocol
-    assert sum(line.startswith("resolution xmark ") for line in log) == 3
-    for i in trained:  # "train resnet18@32px seed 100 on xmark: ..." then "resolution xmark resnet18@32px: ..."
-        assert log[i + 1].startswith(f"resolution xmark {log[i].split()[1]}:")
-    assert summary["resolution"] == micro[2]["resolution"]
+    assert len(trained) == 3  # ½ at seeds 100 and 101, resnet18; the 32 px cases are the protocol's
+    assert sum(line.startswith("resolution xmark ") and " seed " in line for line in log) == 5
+    for i in trained:  # "train resnet18@32px seed 100 on xmark: ..." then "resolution xmark resnet18@32px seed 100: ..."
+        name, seed = log[i].split()[1], log[i].split()[3]
+        assert log[i + 1].startswith(f"resolution xmark {name} seed {seed}:")
+    assert summary["resolution"] == micro[2]["resolution"]  # the rows are the first seed's
+    res = json.loads((out / "details" / "resolution.json").read_text())["results"]["xmark"]
+    mal = json.loads((out / "details" / "protocol.json").read_text())["results"]["xmark"]["malicious_seeds"]
+    quarter, half = res["0.25"]["over_seeds"], res["0.5"]["over_seeds"]
+    assert quarter["seeds"] == half["seeds"] == [100, 101] and "over_seeds" not in res["other_arch"]
+    assert quarter["delta_p"] == mal["delta_p"] and quarter["p"] == mal["p"]
+    assert half["delta_p"][0] == res["0.5"]["delta_p"] and half["n"] == 2 and len(half["ba"]) == 2
+    table = (out / "table.md").read_text()
+    assert "**Resolution transfer over training seeds**" in table
+    assert "| ×0.5 of source (64 px) | 100, 101 | " in table
 
 
 def test_proxy_queries_are_chosen_by_each_methods_own_proxy():
