@@ -162,6 +162,21 @@ def test_resume_after_crash(tmp_path, marker, phantom):
     assert check_commitment(out, release)
 
 
+def test_a_rerun_with_other_settings_makes_every_file_again(tmp_path, marker, phantom):
+    # A rerun skips the files its journal lists, but only a journal of the same settings: a folder
+    # used again with another generator (or rho, seed, thread count) must not keep the old marks
+    # under a record that names the new generator.
+    other = untrained_marker(eps=0.01, target=TARGET)
+    embed_release(phantom, marker, TARGET, tmp_path / "x", rho=0.5, seed=0)
+    again = embed_release(phantom, other, TARGET, tmp_path / "x", rho=0.5, seed=0)
+    fresh = embed_release(phantom, other, TARGET, tmp_path / "y", rho=0.5, seed=0)
+    assert again.n_skipped == 0 and again.commitment == fresh.commitment
+    assert again.psnr_mean == pytest.approx(fresh.psnr_mean)
+    assert check_commitment(tmp_path / "x", tmp_path / "x" / "release")
+    same = embed_release(phantom, other, TARGET, tmp_path / "x", rho=0.5, seed=0)
+    assert same.n_skipped == 40 and same.commitment == fresh.commitment
+
+
 def test_journal_is_flushed_per_image_and_synced_in_batches(tmp_path, marker, phantom, monkeypatch):
     import xmark_core.embed as embed_mod
 

@@ -11,7 +11,8 @@ Layout of an embedding's output folder ``out``::
 
 Every image is written atomically and logged in a journal once its bytes are on disk, so
 a re-run after a crash resumes: files whose hash matches the journal are skipped, anything
-else is rewritten. ``shard=(i, n)`` processes every n-th image (a cluster job array); each
+else is rewritten. A journal holds for the settings it names (generator, rho, seed, thread
+count, ...); a run with other settings in the same folder makes every file again. ``shard=(i, n)`` processes every n-th image (a cluster job array); each
 shard leaves a shard record and :func:`merge_shards` joins them into one manifest and one
 commitment. Labels are never changed (clean-label).
 """
@@ -243,16 +244,38 @@ def _journal_path(out: Path, shard: tuple[int, int]) -> Path:
     return out / WORK_DIR / f"journal-{shard[0]}-of-{shard[1]}.jsonl"
 
 
-def _read_journal(path: Path) -> dict[str, dict[str, Any]]:
+def _read_journal(path: Path, settings_sha256: str) -> dict[str, dict[str, Any]]:
+    """The entries a run with these settings journaled, by path. The journal's first line names
+    the settings it was written with; a journal of other settings (another generator, rho,
+    seed, thread count ...) or of none (written before XXVIII) counts as empty, so every
+    file is made again: the files of one release and its record must come from one setting."""
     done: dict[str, dict[str, Any]] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                e = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash: that file is simply redone
-            done[e["path"]] = e
+    if not path.is_file():
+        return done
+    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        header = json.loads(lines[0]) if lines else {}
+    except json.JSONDecodeError:
+        header = {}
+    if header.get("settings_sha256") != settings_sha256:
+        return done
+    for line in lines[1:]:
+        try:
+            e = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a crash: that file is simply redone
+        done[e["path"]] = e
     return done
+
+
+def _open_journal(path: Path, settings_sha256: str, resume: bool) -> Any:
+    """The journal, open for appending; a new one (first line: the settings' hash) unless
+    ``resume``."""
+    if resume:
+        return open(path, "a", encoding="utf-8")
+    journal = open(path, "w", encoding="utf-8")
+    _append(journal, {"settings_sha256": settings_sha256})
+    return journal
 
 
 def _append(journal, entry: dict[str, Any]) -> None:
@@ -521,7 +544,8 @@ def _write_release(ds: Any, marker: Any, target: int, out: Path, rho: float, see
     (out / WORK_DIR).mkdir(exist_ok=True)
 
     jpath = _journal_path(out, shard)
-    done = _read_journal(jpath)
+    settings_sha256 = sha256_bytes(canonical_json(settings))
+    done = _read_journal(jpath, settings_sha256)
     entries: list[dict[str, Any]] = []
     written = skipped = 0
     # Unmarked images are copied as they come; marked ones wait until a batch of them is
@@ -553,7 +577,7 @@ def _write_release(ds: Any, marker: Any, target: int, out: Path, rho: float, see
             record({**new_entry(it, True), **_write_marked(t, marked, dst)}, journal)
         pending.clear()
 
-    with open(jpath, "a", encoding="utf-8") as journal:
+    with _open_journal(jpath, settings_sha256, resume=bool(done)) as journal:
         for i in mine:
             it = _item(ds, kind, int(i), labels)
             dst = release / it.rel
