@@ -631,6 +631,38 @@ def test_a_recorded_config_keeps_its_values_and_dates_missing_ones():
     assert stats.sequential_path(d, 0.2, 0.01, old.max_bet)["p_value"][-1] > stats.sequential_path(d)["p_value"][-1]
 
 
+def test_a_verification_records_its_thread_count_and_a_replay_repeats_its_marks():
+    """At two threads the demo marker's sums run in another order and a few pixels of the 256 px
+    queries' marks land one 16-bit step apart: the log's watermark hashes would not repeat.
+    The count used is recorded; run at it, a replay gives the same images and answers."""
+    from xmark_core.data.phantom import PhantomDataset
+    from xmark_core.generator.model import load_marker
+    from xmark_core.nets.checkpoint import load_checkpoint
+
+    marker = load_marker("models/surrogate.pt", "models/generator.pt", device="cpu")
+    lm = load_checkpoint("models/suspect_malicious.pt", device="cpu")
+    suspect = TorchSuspect(lm.model, lm.classes, lm.input_size, device="cpu")
+    images, ids = heldout_pool(PhantomDataset(40, size=256, seed=7), marker.target)
+    cfg = VerifyConfig(m=20, test="sequential", seed=1)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        first = run_verification(suspect, marker, images, ids, marker.target, cfg)
+        torch.set_num_threads(2)
+        replay = run_verification(suspect, marker, images, ids, marker.target, VerifyConfig.from_recorded(
+            dataclasses.asdict(first.config)))
+        assert torch.get_num_threads() == 2  # the caller's count is restored
+        here = run_verification(suspect, marker, images, ids, marker.target, cfg)
+    finally:
+        torch.set_num_threads(before)
+    assert first.config.threads == replay.config.threads == 1 and here.config.threads == 2
+    check = compare_logs(first.log, replay.log)
+    assert check["match"] and check["watermark_hashes_match"] and check["max_abs_diff"] == 0.0
+    assert [q["sha256_watermarked"] for q in first.log] == [q["sha256_watermarked"] for q in replay.log]
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        VerifyConfig(threads=0)
+
+
 def test_cli_specificity_is_recorded_reported_and_replayed(owner_files, tmp_path, capsys):
     import json
 

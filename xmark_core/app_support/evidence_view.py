@@ -80,6 +80,7 @@ def parameter_rows(result: Any, last: dict[str, Any]) -> list[dict[str, str]]:
         ("margin τ", cfg.tau), ("level α", cfg.alpha), ("query gain", cfg.query_gain),
         ("query choice", cfg.queries), ("key specificity ±°", cfg.specificity or "off"),
         ("largest bet (sequential test)", cfg.max_bet), ("seed", cfg.seed),
+        ("CPU threads (marking)", cfg.threads or "not recorded"),
         ("target class", f"{result.target} ({result.target_name})"), ("query images", last.get("queries")),
         ("query pool size", result.pool.get("size")), ("run at (UTC)", last.get("created_utc")),
     ]

@@ -38,7 +38,8 @@ BOUNDARY_CANDIDATES = 10
 
 
 # What a verification did before each of these options existed (VerifyConfig.from_recorded).
-RECORD_DEFAULTS: dict[str, Any] = {"query_gain": 1.0, "queries": "random", "specificity": 0.0, "max_bet": 0.75}
+RECORD_DEFAULTS: dict[str, Any] = {"query_gain": 1.0, "queries": "random", "specificity": 0.0, "max_bet": 0.75,
+                                   "threads": None}
 
 
 @dataclass
@@ -104,6 +105,11 @@ class VerifyConfig:
         claims 3 of the 6 of 15 such suspects that learned the mark, 35 all 6 but also lets a
         random rival key claim them ~23 % of the time, so no angle serves them well (README,
         Results). Markers without a key carrier (the benchmark's baselines) need 0.
+    threads : torch CPU threads the queries are marked (and an in-process suspect run) at;
+        None: torch's current count. :func:`run_verification` records the count it used and a
+        replay uses it: at another count a few pixels of a mark can land one 16-bit step
+        apart, so the recorded watermarked images' hashes would not repeat (the
+        probabilities agree either way, to ~1e-7)
     """
 
     m: int = 100
@@ -116,6 +122,7 @@ class VerifyConfig:
     query_gain: float = 2.0
     queries: str = "boundary"
     specificity: float = 25.0
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.test not in stats.TESTS:
@@ -134,12 +141,14 @@ class VerifyConfig:
             raise ValueError(f"queries must be one of {QUERY_CHOICES}, got {self.queries!r}")
         if not 0 <= self.specificity <= 90:
             raise ValueError("specificity must be in [0, 90] degrees (0: off)")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError("threads must be at least 1 (or None: torch's current count)")
 
     @classmethod
     def from_recorded(cls, parameters: dict[str, Any]) -> VerifyConfig:
         """The configuration an evidence bundle recorded. A parameter it lacks predates the
         option and takes the value every verification had then: query gain 1, random queries,
-        no key-specificity check, bets up to 0.75."""
+        no key-specificity check, bets up to 0.75, the verifying machine's thread count."""
         return cls(**{**RECORD_DEFAULTS, **parameters})
 
 
@@ -506,8 +515,24 @@ def run_verification(
     Returns
     -------
     VerificationResult
+        Its ``config`` names the thread count used (``cfg.threads``, or torch's count).
     """
+    import torch
+
+    from xmark_core.device import torch_threads
+
     cfg = cfg or VerifyConfig()
+    if cfg.threads is None:
+        cfg = dataclasses.replace(cfg, threads=torch.get_num_threads())
+    with torch_threads(cfg.threads):
+        return _verify(suspect, marker, images, image_ids, target, cfg, on_query, progress, query_scores, proxy)
+
+
+def _verify(suspect: Suspect, marker: MarkerLike, images: Sequence[np.ndarray], image_ids: Sequence[str],
+            target: int, cfg: VerifyConfig, on_query: Callable[[VerificationResult], None] | None,
+            progress: Callable[[int, int], None] | None, query_scores: Sequence[float] | None,
+            proxy: Suspect | None) -> VerificationResult:
+    """:func:`run_verification` at the thread count it set."""
     if len(images) != len(image_ids):
         raise DataError(f"{len(images)} images but {len(image_ids)} image ids")
     if not 0 <= target < len(suspect.classes):
