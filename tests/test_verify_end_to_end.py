@@ -475,6 +475,7 @@ def trained():
     from xmark_core.data.phantom import PhantomDataset
     from xmark_core.nets.train import TrainConfig, train_classifier
 
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
     ds = PhantomDataset(320, size=64, seed=0)
     X, y = to_arrays(ds, 64)
@@ -493,7 +494,8 @@ def trained():
     torch.set_num_threads(2)
     heldout = PhantomDataset(160, size=64, seed=99)  # never part of any training set
     images, ids = heldout_pool(heldout, TARGET)
-    return models, marker, list(images), ids  # rendered once, queried six times
+    yield models, marker, list(images), ids  # rendered once, queried six times
+    torch.set_num_threads(before)  # the modules after this one run at the suite's count
 
 
 @pytest.mark.slow
