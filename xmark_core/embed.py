@@ -12,9 +12,10 @@ Layout of an embedding's output folder ``out``::
 Every image is written atomically and logged in a journal once its bytes are on disk, so
 a re-run after a crash resumes: files whose hash matches the journal are skipped, anything
 else is rewritten. A journal holds for the settings it names (generator, rho, seed, thread
-count, ...); a run with other settings in the same folder makes every file again. ``shard=(i, n)`` processes every n-th image (a cluster job array); each
-shard leaves a shard record and :func:`merge_shards` joins them into one manifest and one
-commitment. Labels are never changed (clean-label).
+count, ...); a run with other settings in the same folder makes every file again.
+``shard=(i, n)`` processes every n-th image (a cluster job array); each shard leaves a shard
+record and :func:`merge_shards` joins them into one manifest and one commitment. Labels are
+never changed (clean-label).
 """
 
 from __future__ import annotations
@@ -651,12 +652,12 @@ def merge_shards(
     if missing:
         raise DataError(f"missing shard(s) {missing} of {n_shards}; finish those jobs, then merge")
     settings = records[0][1]["settings"]
+    want = settings["marker"].get("threads")
     for i, (d, rec) in records.items():
-        threads = [r["settings"].get("marker", {}).get("threads") for r in (rec, records[0][1])]
-        if threads[0] != threads[1]:
-            raise DataError(f"shard {i} in {d} was marked at {threads[0]} torch thread(s), shard 0 at "
-                            f"{threads[1]}: a few pixels of a mark can differ between counts; run shard {i} "
-                            f"again with --threads {threads[1]}", d)
+        got = rec["settings"]["marker"].get("threads")
+        if got != want:  # the one setting a user changes by moving a shard to another machine
+            raise DataError(f"shard {i} in {d} was marked at {got} torch thread(s), shard 0 at {want}: a few "
+                            f"pixels of a mark can differ between counts; run shard {i} again with --threads {want}", d)
         if rec["settings"] != settings:
             raise DataError(f"shard {i} in {d} was made with other settings than shard 0", d)
     out.mkdir(parents=True, exist_ok=True)
