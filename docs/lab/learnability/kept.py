@@ -1,13 +1,14 @@
 """The models a benchmark run kept with ``--keep-models DIR``, as lab scripts load and attack them
 (shared by kept_suspects.py, proxy_centred_check.py, freq_tuning.py, release_variant.py and
 real_keys.py)."""
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.context import CLEAN, BenchContext, model_file, resize_stack
-from benchmarks.settings import BenchSettings
+from benchmarks.settings import BenchSettings, preset
 from xmark_core.attacks import (
     INPUT_ATTACKS,
     TransformedSuspect,
@@ -19,6 +20,15 @@ from xmark_core.generator.model import Marker, load_marker
 from xmark_core.nets.checkpoint import load_checkpoint
 from xmark_core.verify.protocol import choose_queries, proxy_scores
 from xmark_core.verify.suspects import TorchSuspect
+
+
+def run_settings(run_dir: str | Path, **overrides) -> BenchSettings:
+    """The settings a benchmark run recorded in ``run_dir/run.json``, with ``overrides``."""
+    saved = json.loads((Path(run_dir) / "run.json").read_text())["settings"]
+    tuples = {f for f, t in BenchSettings.__annotations__.items() if str(t).startswith("tuple")}
+    saved.update(overrides)
+    return preset(saved.pop("preset"), **{k: tuple(v) if k in tuples and v is not None else v
+                                          for k, v in saved.items()})
 
 
 def kept_marker(folder: Path, s: BenchSettings, key: int) -> Marker:
