@@ -70,6 +70,10 @@ with left:
                                 "many degrees, and claim only if the owner's own mark is answered more "
                                 "strongly than both: a model that learned a nearby key is then refused. "
                                 "Default 25, measured with boundary queries (docs/architecture.md, 5).")
+    check_gain = c2.number_input("Check gain", 0.0, 8.0, 0.0, 0.25, key="v_check_gain",
+                                 help="0 = the query gain. Strength of the marks in the key check (the owner's "
+                                      "and the turned ones); below the query gain their answers are off the "
+                                      "ceiling, and the sequential test decides sooner (README, Results).")
     b1, b2 = st.columns(2)
     run = b1.button("Run verification", type="primary", key="v_run", width="stretch")
     stop = b2.button("Stop", key="v_stop", width="stretch",
@@ -133,7 +137,8 @@ if run:
             (images, ids), pool_name = _pool(int(m))
             cfg = VerifyConfig(m=int(m), tau=float(tau), alpha=float(alpha), test=TESTS[test_label],
                                seed=int(seed), query_gain=float(gain), queries=queries,
-                               specificity=float(spec), batch_size=max(5, min(10, int(m) // 20)))
+                               specificity=float(spec), check_gain=float(check_gain) or None,
+                               batch_size=max(5, min(10, int(m) // 20)))
             status.update(label=f"Querying the suspect with {cfg.m} image pairs ...", state="running")
             bar = bar_box.progress(0.0, text="0 queries")
 

@@ -408,7 +408,7 @@ class BenchContext:
         s = self.s
         return VerifyConfig(**{"m": s.m, "tau": s.tau, "alpha": s.alpha, "seed": s.verify_seed,
                                "query_gain": s.query_gain, "queries": s.queries,
-                               "specificity": s.specificity, **overrides})
+                               "specificity": s.specificity, "check_gain": s.check_gain, **overrides})
 
     def verify(self, suspect: Any, marker: MarkerLike, owner: str | None = None, **cfg: Any) -> VerificationResult:
         """:func:`~xmark_core.verify.protocol.run_verification` on the shared query pool (the

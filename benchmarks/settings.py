@@ -86,6 +86,7 @@ class BenchSettings:
         summary, use ``queries``; ``[]`` verifies with ``queries`` only
     specificity : the key-specificity check in degrees (VerifyConfig.specificity; X-Mark
         only: the baselines have no key carrier to turn)
+    check_gain : the gain of the key check's marks (VerifyConfig.check_gain; None: ``query_gain``)
     also_checks : other check angles (degrees; 0 = no check) the false-accusations part verifies
         X-Mark's Malicious suspects (with the owner's key) and its Ind-T pairs with, besides
         ``specificity``: the same models and queries, reported side by side (``by_check``), since
@@ -163,6 +164,7 @@ class BenchSettings:
     query_gain: float = VerifyConfig.query_gain
     queries: str = "proxy"
     specificity: float = VerifyConfig.specificity
+    check_gain: float | None = VerifyConfig.check_gain
     also_checks: tuple[float, ...] = (15.0, 20.0)
     proxy_seeds: tuple[int, ...] = (7,)
     also_queries: tuple[str, ...] = ("boundary",)
@@ -286,6 +288,8 @@ def preset(name: str, **overrides: Any) -> BenchSettings:
     if any(d < 0 for d in (s.specificity, *s.also_checks)):
         raise ValueError(f"check angles must be 0 (no check) or positive degrees, got specificity "
                          f"{s.specificity} and also_checks {list(s.also_checks)}")
+    if s.check_gain is not None and not 0 < s.check_gain <= 8:
+        raise ValueError(f"check_gain must be in (0, 8] or None (the query gain), got {s.check_gain}")
     if s.resolution_seeds < 1:
         raise ValueError(f"resolution_seeds must be at least 1, got {s.resolution_seeds}")
     clash = set(s.proxy_seeds) & {s.suspect_seed(i) for i in range(max(s.malicious_seeds, s.resolution_seeds))}

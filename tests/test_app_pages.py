@@ -187,12 +187,14 @@ def test_quality_page_measures_and_runs_a_reader_study(app, tmp_path):
     assert any("of 2 trials" in t for t in _texts(at, "success") + _texts(at, "warning"))
 
 
-def _verify(at, suspect_key, test="Fixed m: paired t-test (DVBW)", m=40, queries="random", specificity=0.0):
+def _verify(at, suspect_key, test="Fixed m: paired t-test (DVBW)", m=40, queries="random", specificity=0.0,
+            check_gain=0.0):
     at = page(at, "verify")
     _ok(at)
     at.selectbox(key="v_suspect").set_value(demo.SUSPECT_LABELS[suspect_key])
     at.selectbox(key="v_queries").set_value(queries)
     at.number_input(key="v_spec").set_value(specificity)
+    at.number_input(key="v_check_gain").set_value(check_gain)
     at.radio(key="v_test").set_value(test)
     at.number_input(key="v_m").set_value(m)
     at.run()
@@ -305,8 +307,17 @@ def test_verify_key_specificity_check_claims_the_owner_and_is_recorded(app):
     _ok(at)
     rows = evidence_view.parameter_rows(res, at.session_state["xm_verification"])
     assert {"parameter": "key specificity ±°", "value": "25.0"} in rows
+    assert {"parameter": "check gain (key check)", "value": "2.0"} in rows  # the query gain's
     logs = [d.value for d in at.dataframe if "P key turned -25°" in d.value.columns]
     assert len(logs) == 1 and "P key turned +25°" in logs[0].columns and len(logs[0]) == 100
+    low = _verify(app, "malicious", m=100, queries="boundary", specificity=25.0, check_gain=1.0)
+    res_low = low.session_state["xm_verification"]["result"]
+    assert res_low.config.check_gain == 1.0 and res_low.decision and "p_check" in res_low.log[0]
+    assert [q["p_w"] for q in res_low.log] == [q["p_w"] for q in res.log]  # the main test is unchanged
+    low = page(low, "evidence")
+    assert {"parameter": "check gain (key check)", "value": "1.0"} in evidence_view.parameter_rows(
+        res_low, low.session_state["xm_verification"])
+    assert any("P_w at check gain 1" in d.value.columns for d in low.dataframe)
     clean = _verify(app, "clean", m=100, queries="boundary", specificity=25.0).session_state["xm_verification"]["result"]
     assert not clean.decision and clean.p_value > 0.5
 

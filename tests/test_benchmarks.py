@@ -338,6 +338,9 @@ def test_by_check_table_marks_the_runs_angle_and_names_each_claimed_pair():
     assert preset("micro", also_checks=[]).check_angles == (20.0,)
     with pytest.raises(ValueError, match="check angles must be 0"):
         preset("micro", also_checks=[-15])
+    with pytest.raises(ValueError, match="check_gain must be in"):
+        preset("micro", check_gain=0)
+    assert preset("micro").check_gain is None and preset("micro", check_gain=1.5).check_gain == 1.5
 
 
 def test_attack_over_seeds_counts_claims_within_the_ba_budget():

@@ -111,7 +111,7 @@ def test_evidence_bundle(verification, owner, tmp_path):
     assert loaded["parameters"] == {"m": 60, "tau": 0.2, "alpha": 0.01, "test": "ttest", "seed": 0,
                                     "batch_size": 20, "max_bet": 0.9, "query_gain": 2.0,
                                     "queries": "boundary", "specificity": 0.0,
-                                    "threads": result.config.threads}
+                                    "threads": result.config.threads, "check_gain": None}
     assert result.config.threads >= 1  # the count the queries were marked at: a replay uses it
     assert loaded["data"]["query_choice"]["queries"] == "boundary"
     assert loaded["data"]["query_choice"]["min_score_chosen"] > 0

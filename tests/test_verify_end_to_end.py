@@ -433,6 +433,37 @@ def test_specificity_sends_four_versions_per_image_and_replays(learner):
     assert "p_minus" not in off.log[0] and "specificity" not in off.details
 
 
+def test_a_lower_check_gain_takes_the_check_off_the_ceiling(learner):
+    images, ids = pool()
+    cfg = VerifyConfig(specificity=20.0, batch_size=10, query_gain=2.0, test="sequential")
+    # at gain 2 the owner's mark and the turned ones all bring the corner near 1: the answers
+    # differ by ~0.015 and the check's streams never reach alpha within m
+    ceiling = run_verification(learner, OrientedMarker(0.0), images, ids, TARGET, cfg)
+    assert not ceiling.decision and stream_queries(ceiling) == {"main": 14, "minus": None, "plus": None}
+    assert run_verification(learner, OrientedMarker(0.0), images, ids, TARGET,
+                            dataclasses.replace(cfg, check_gain=2.0)).log == ceiling.log  # = the query gain
+    spy = Spy(learner)
+    low = dataclasses.replace(cfg, check_gain=1.0)
+    r = run_verification(spy, OrientedMarker(0.0), images, ids, TARGET, low)
+    assert r.decision and stream_queries(r) == {"main": 14, "minus": 20, "plus": 20} and r.n_queries == 20
+    assert r.details["specificity"]["plus"]["delta_p"] > 0.3
+    assert [len(req) for req in spy.requests] == [50, 50]  # five versions per image
+    corner = sorted({round(float(im[:4, :4].mean()), 3) for im in spy.requests[0]})
+    assert corner[-1] == 1.0 and round(1 - 20 / 45, 3) in corner  # the turned marks at gain 1: their value
+    for a, b in zip(r.log, ceiling.log):  # the main test's queries are the same images, answered alike
+        assert (a["p_b"], a["p_w"], a["sha256_watermarked"]) == (b["p_b"], b["p_w"], b["sha256_watermarked"])
+    assert {"p_check", "label_check"} <= set(r.log[0]) and "p_check" not in ceiling.log[0]
+    again = run_verification(learner, OrientedMarker(0.0), images, ids, TARGET,
+                             VerifyConfig.from_recorded(dataclasses.asdict(low)))
+    assert compare_logs(r.log, again.log)["match"]
+    changed = [dict(q) for q in r.log]
+    changed[2]["p_check"] += 0.01
+    assert compare_logs(r.log, changed)["n_problems"] == 1
+    assert VerifyConfig.from_recorded({}).check_gain is None
+    with pytest.raises(ValueError, match="check_gain"):
+        VerifyConfig(check_gain=0.0)
+
+
 def test_specificity_needs_a_key_carrier(suspect):
     images, ids = pool()
     with pytest.raises(DataError, match="carrier"):
@@ -687,6 +718,16 @@ def test_cli_specificity_is_recorded_reported_and_replayed(owner_files, tmp_path
     assert json.loads(capsys.readouterr().out)["match"]
     with pytest.raises(SystemExit):
         main(_verify_args(f, f["suspect"], tmp_path / "bad", "--specificity", "x"))
+    # the check at its own gain: recorded, shown and replayed
+    assert main(_verify_args(f, f["suspect"], tmp_path / "cg", "--specificity", "20", "--check-gain", "1.5")) == 0
+    capsys.readouterr()
+    ev = load_evidence(tmp_path / "cg" / "evidence.json")
+    assert ev["parameters"]["check_gain"] == 1.5 and "p_check" in ev["log"][0]
+    page = (tmp_path / "cg" / "report.html").read_text()
+    assert "P_w at check gain 1.5" in page and "(check gain)</th><td>1.5" in page
+    assert main(["verify", "--replay", str(tmp_path / "cg" / "evidence.json"), "--owner-record",
+                 str(f["record"]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["match"]
 
 
 def test_cli_proxy_queries_are_recorded_and_replayed(owner_files, tmp_path, capsys):

@@ -402,6 +402,7 @@ def render_html(ev: dict[str, Any]) -> str:
         ("p-value", res["p_value"]), ("level alpha", par["alpha"]),
         ("average rise of the target score (ΔP)", res["delta_p"]), ("margin tau", par["tau"]),
         ("mark strength on the queries (query gain)", par.get("query_gain", 1.0)),
+        ("mark strength in the key check (check gain)", par.get("check_gain") or par.get("query_gain", 1.0)),
         ("query choice", query_choice_text(par.get("queries", "random"), (ev.get("data") or {}).get("query_choice"))),
         ("key-specificity check", specificity_text(res.get("details", {}).get("specificity"))),
         (f"watermarked images labelled '{target}' (WSR)", res["wsr"]),
@@ -437,6 +438,8 @@ def render_html(ev: dict[str, Any]) -> str:
                                for k in TEST_NAMES if k in sup])
     turned = [s for s in SIDES if log and f"p_{s}" in log[0]]  # the specificity controls
     deg = float(par.get("specificity") or 0.0)  # logged turned answers imply the check was on
+    if log and "p_check" in log[0]:  # the owner's mark again at the check's own gain, before the turned ones
+        turned.insert(0, "check")
     rows = "".join(
         f"<tr><td class='num'>{q['index']}</td><td class='mono'>{html.escape(q['image_id'])}</td>"
         f"<td class='num'>{q['p_b']:.4f}</td><td class='num'>{q['p_w']:.4f}</td>"
@@ -444,7 +447,8 @@ def render_html(ev: dict[str, Any]) -> str:
         + f"<td class='num'>{q['label_b']}</td><td class='num'>{q['label_w']}</td>"
         f"<td class='mono'>{q['sha256_original'][:16]}&hellip;</td><td class='mono'>{q['sha256_watermarked'][:16]}&hellip;</td></tr>"
         for q in log)
-    turned_heads = "".join(f"<th>P key turned {SIDE_SIGN[s] * deg:+g}&deg;</th>".replace("-", "&minus;")
+    turned_heads = "".join(f"<th>P_w at check gain {par.get('check_gain')}</th>" if s == "check" else
+                           f"<th>P key turned {SIDE_SIGN[s] * deg:+g}&deg;</th>".replace("-", "&minus;")
                            for s in turned)
     log_table = (f"<table><tr><th>#</th><th>image</th><th>P_b</th><th>P_w</th>{turned_heads}<th>label b</th>"
                  f"<th>label w</th><th>SHA-256 original</th><th>SHA-256 watermarked</th></tr>{rows}</table>")

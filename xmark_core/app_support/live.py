@@ -53,6 +53,8 @@ def log_table(result: Any, class_names: list[str] | None = None) -> list[dict[st
     for q in result.log:
         row = {"query": q["index"] + 1, "image": q["image_id"], "P_b": round(q["p_b"], 4),
                "P_w": round(q["p_w"], 4), "P_w - P_b": round(q["p_w"] - q["p_b"], 4)}
+        if "p_check" in q:  # the owner's mark again at the key check's own gain
+            row[f"P_w at check gain {result.config.check_gain:g}"] = round(q["p_check"], 4)
         for side in SIDES:
             if f"p_{side}" in q:  # only logged with the check on, so the config has its angle
                 row[f"P key turned {SIDE_SIGN[side] * result.config.specificity:+g}°"] = round(q[f"p_{side}"], 4)

@@ -56,6 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "-/+DEGREES and claim only if the owner's own mark is answered more strongly than "
                         "both (refuses keys that merely lie near the learned one; 0: off; default: the "
                         "library's, VerifyConfig.specificity; measured: docs/architecture.md, 5)")
+    p.add_argument("--check-gain", type=float, default=None, metavar="GAIN",
+                   help="strength of the marks in the key-specificity check (the owner's and the turned "
+                        "ones; the main test keeps --query-gain). Lower than the query gain, the check's "
+                        "answers are off their ceiling and the sequential test decides sooner "
+                        "(default: the query gain; VerifyConfig.check_gain)")
     p.add_argument("--labels-only", action="store_true", help="use only the suspect's top-1 labels")
     p.add_argument("--classes", help="comma-separated class names, if the suspect does not state them")
     p.add_argument("--input-size", type=int, help="suspect input size, if it does not state it")
@@ -199,7 +204,8 @@ def _verify_main(args: argparse.Namespace) -> int:
     queries = "proxy" if args.proxy else args.queries
     try:
         gain = {k: v for k, v in (("query_gain", args.query_gain), ("queries", queries),
-                                  ("specificity", args.specificity)) if v is not None}
+                                  ("specificity", args.specificity), ("check_gain", args.check_gain))
+                if v is not None}
         cfg = VerifyConfig(m=args.m, tau=args.tau, alpha=args.alpha, test=args.test, seed=args.seed,
                            batch_size=args.batch_size, **gain)
     except ValueError as e:
