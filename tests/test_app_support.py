@@ -290,6 +290,7 @@ def test_evidence_files_of_a_verification(tmp_path):
     rows = {r["parameter"]: r["value"] for r in evidence_view.parameter_rows(res, last)}
     assert rows["queries made"] == "20" and rows["margin τ"] == "0.2" and rows["query gain"] == "2.0"
     assert rows["query choice"] == "random" and rows["largest bet (sequential test)"] == "0.9"
+    assert rows["check gain (key check)"] == "off"  # no key check here: no gain to state
     assert rows["CPU threads (marking)"] == str(torch.get_num_threads())  # recorded: a replay marks alike
     used = [r["test"] for r in evidence_view.supporting_rows(res) if r["used for the decision"] == "yes"]
     assert used == ["ttest"]

@@ -124,6 +124,7 @@ def test_evidence_bundle(verification, owner, tmp_path):
     assert page.count("<svg") == 3 and "Ownership claimed" in page
     assert "<script" not in page and 'src="http' not in page and "href=\"http" not in page
     assert len(page) < 1_500_000 and page == render_html(loaded)
+    assert "<th>mark strength in the key check (check gain)</th><td>no key check</td>" in page
     # the owner table says what was released under the commitment
     assert "<th>marked class (owner record)</th><td>Cardiomegaly</td>" in page
     assert "<th>owner key (owner record)</th><td>7</td>" in page

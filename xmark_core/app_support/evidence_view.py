@@ -79,7 +79,7 @@ def parameter_rows(result: Any, last: dict[str, Any]) -> list[dict[str, str]]:
         ("test", result.test), ("queries m (planned)", cfg.m), ("queries made", result.n_queries),
         ("margin τ", cfg.tau), ("level α", cfg.alpha), ("query gain", cfg.query_gain),
         ("query choice", cfg.queries), ("key specificity ±°", cfg.specificity or "off"),
-        ("check gain (key check)", cfg.check_gain or cfg.query_gain),
+        ("check gain (key check)", (cfg.check_gain or cfg.query_gain) if cfg.specificity else "off"),
         ("largest bet (sequential test)", cfg.max_bet), ("seed", cfg.seed),
         ("CPU threads (marking)", cfg.threads or "not recorded"),
         ("target class", f"{result.target} ({result.target_name})"), ("query images", last.get("queries")),

@@ -422,8 +422,9 @@ def _specificity(cfg: VerifyConfig, log: list[dict[str, Any]], target: int) -> d
 def stream_running_p(log: list[dict[str, Any]], cfg: VerifyConfig) -> dict[str, np.ndarray]:
     """Running anytime-valid p-value of each stream of a claim under the key-specificity check:
     ``main`` (owner's mark vs benign, margin tau), ``minus`` / ``plus`` (owner's mark vs each
-    turned mark, margin 0; both at ``cfg.check_gain``). The claim's running p-value is the largest of the three at each
-    query: it waits for the slowest stream. Empty without the check (one stream only)."""
+    turned mark, margin 0; both at ``cfg.check_gain``). The claim's running p-value is the
+    largest of the three at each query: it waits for the slowest stream. Empty without the
+    check (one stream only)."""
     if not cfg.specificity or not log:
         return {}
     p_w, own = _column(log, "p_w"), _column(log, f"p_{cfg.check_column}")
