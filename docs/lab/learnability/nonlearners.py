@@ -127,7 +127,9 @@ def traced(seed: int, init: int | None = None, epochs: int | None = None) -> Non
     if init is None and not epochs:
         keptw = ctx.train(XMARK, seed=seed).model.state_dict()
         same = f"; the kept weights {'repeated' if all(torch.equal(keptw[k], v) for k, v in res.model.state_dict().items()) else 'NOT repeated'}"
-    print(line(f"{tag} best epoch {res.best_epoch}", measures(res.model)) + same, flush=True)
+    r = ctx.verify(ctx.suspect(res.model, size), owner, XMARK)
+    print(line(f"{tag} best epoch {res.best_epoch}", measures(res.model)) + same
+          + f"; benchmark: dP {r.delta_p:.3f} p {r.p_value:.3g} claimed {r.decision}", flush=True)
 
 
 for seed in [int(v) for v in os.environ.get("TRACE", "").split(",") if v]:
