@@ -9,7 +9,7 @@ folder, and verifies it as the benchmark does, with each of the run's query choi
 object of settings for a run whose run.json predates them (e.g. ``{"harden_ssim": null}`` for a
 hardened run made before the SSIM floor existed).
 
-    EXTRA=xmark:64:resnet18:101,xmark:128:resnet18:100 PYTHONPATH=. python \
+    EXTRA=xmark:64:resnet18:101,xmark:128:resnet18:100 PYTHONPATH=docs/lab/learnability:. python \
         docs/lab/learnability/hardened_extra.py results/full_hard results/full_hard_models
 """
 import json
@@ -17,17 +17,14 @@ import os
 import sys
 
 import torch
+from kept import run_settings
 
 from benchmarks import protocol
 from benchmarks.context import BenchContext, Log, brief
-from benchmarks.settings import BenchSettings, preset
 
 torch.set_num_threads(int(os.environ.get("THREADS", 1)))
 run_dir, kept = sys.argv[1], sys.argv[2]
-saved = json.loads(open(f"{run_dir}/run.json").read())["settings"]
-tuples = {f for f, t in BenchSettings.__annotations__.items() if str(t).startswith("tuple")}
-saved.update(json.loads(os.environ.get("SET", "{}")))  # a run made before a setting existed: its value then
-s = preset(saved.pop("preset"), **{k: tuple(v) if k in tuples else v for k, v in saved.items()})
+s = run_settings(run_dir, **json.loads(os.environ.get("SET", "{}")))  # a run made before a setting existed: its value then
 ctx = BenchContext.create(s, Log(), models_dir=kept, reuse_dir=kept)
 methods, _ = protocol.run(ctx)
 for spec in os.environ.get("EXTRA", "xmark:64:resnet18:101").split(","):
