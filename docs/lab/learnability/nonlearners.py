@@ -15,7 +15,8 @@ and, with TRACE (seeds, comma-joined), trains those suspects again (the benchmar
 thread) and prints the same per epoch: when does a learner pick the mark up, and what does a
 non-learner do with the marked images meanwhile? ``SWAP=a:b`` also trains seed ``a``'s run with
 seed ``b``'s initial weights (everything else seed ``a``'s: validation split, batch order,
-augmentation, dropout), and the reverse: is it the initialisation or the data stream?
+augmentation, dropout), and the reverse (ONE_WAY=1: not the reverse): is it the initialisation or
+the data stream?
 EPOCHS=N trains the TRACE seeds for N epochs instead of the recipe's (the cosine schedule then
 spans N).
 
@@ -137,7 +138,8 @@ for seed in [int(v) for v in os.environ.get("TRACE", "").split(",") if v]:
 if os.environ.get("SWAP"):
     a, b = (int(v) for v in os.environ["SWAP"].split(":"))
     traced(a, init=b)
-    traced(b, init=a)
+    if not os.environ.get("ONE_WAY"):
+        traced(b, init=a)
 
 if os.environ.get("ENSEMBLE"):
     extra = [int(v) for v in os.environ["ENSEMBLE"].split(",")]
