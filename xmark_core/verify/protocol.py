@@ -110,10 +110,10 @@ class VerifyConfig:
         query image is also sent with the owner's mark at this gain, logged as ``p_check``. Why:
         a model that learned the mark well answers both the owner's and a turned mark near 1 at
         gain 2, so the check's differences are small and its streams are the sequential test's
-        slowest; at a lower gain the answers are off that ceiling. In the lab (the hardened
+        slowest; at a lower gain the answers are off that ceiling. In the benchmark (the hardened
         preset's eight 64 px suspects, 1.5 instead of 2) the first suspect's sequential claim
-        came after a median 13 queries instead of 48, at the same owners claimed, but 8 of 80
-        rival-key pairs passed the check instead of 6 (README, Results). The zone of rival keys
+        came after a median 13 queries instead of 49, at the same owners claimed, but 8 of 80
+        rival-key pairs passed the check instead of 6 (README, Results, XXIX). The zone of rival keys
         that pass is set by ``specificity``, not by this gain.
     threads : torch CPU threads the queries are marked (and an in-process suspect run) at;
         None: torch's current count. :func:`run_verification` records the count it used and a
