@@ -325,9 +325,9 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
         f"{s.get('source_size')} px, ρ = {s.get('rho')} of class {s.get('target')}; suspects {s.get('arch')} "
         f"at {s.get('input_size')} px; m = {s.get('m')}, τ = {s.get('tau')}, α = {s.get('alpha')}, "
         f"query gain {s.get('query_gain', 'library default')}, {s.get('queries', 'random')} queries"
-        + (f", key-specificity check ±{s['specificity']:g}°" if s.get("specificity") else "")
-        + (f" at gain {s['check_gain']:g}" if s.get("specificity") and s.get("check_gain") else "")
-        + (" (X-Mark)." if s.get("specificity") else "."),
+        + (f", key-specificity check ±{s['specificity']:g}°"
+           + (f" at gain {s['check_gain']:g}" if s.get("check_gain") else "") + " (X-Mark)"
+           if s.get("specificity") else "") + ".",
         "",
         "| method | PSNR dB | SSIM | BA clean | BA drop | Malicious WSR | ΔP | p | Ind-M max ΔP / min p (n) "
         "| Ind-T max ΔP / min p (n) | ΔP @1/2 | ΔP @1/4 |",

@@ -158,10 +158,15 @@ class VerifyConfig:
             raise ValueError("threads must be at least 1 (or None: torch's current count)")
 
     @property
+    def check_strength(self) -> float:
+        """The gain the key check's marks are sent at: ``check_gain``, or ``query_gain``."""
+        return self.query_gain if self.check_gain is None else self.check_gain
+
+    @property
     def check_column(self) -> str:
         """The log column the key check compares the turned marks with: ``w`` (the owner's
         mark at ``query_gain``) or, at another ``check_gain``, ``check``."""
-        return "w" if self.check_gain in (None, self.query_gain) else "check"
+        return "w" if self.check_strength == self.query_gain else "check"
 
     @classmethod
     def from_recorded(cls, parameters: dict[str, Any]) -> VerifyConfig:
@@ -566,9 +571,9 @@ def _verify(suspect: Suspect, marker: MarkerLike, images: Sequence[np.ndarray], 
                         "fixed before it is tested; use a model the owner trained on its release")
     order, choice = choose_queries(marker, images, cfg, query_scores, proxy, suspect.classes[target])
     turned = _turned_markers(marker, cfg.specificity)
-    # the key check's marks at their own gain: the owner's again (row 2) unless it is the query gain
-    check_gain = cfg.query_gain if cfg.check_gain is None else cfg.check_gain
+    # rows of each batch: benign, owner's mark, [owner's mark at the check's own gain], turned marks
     own_check = bool(turned) and cfg.check_column == "check"
+    own_row = 2 if own_check else 1  # what the turned marks are compared with
     pool = {"size": len(image_ids), "ids_sha256": pool_hash(image_ids), **choice}
     shuffle_rng = np.random.default_rng([cfg.seed, 1])
     target_name = suspect.classes[target]
@@ -579,8 +584,8 @@ def _verify(suspect: Suspect, marker: MarkerLike, images: Sequence[np.ndarray], 
     for start in range(0, cfg.m, cfg.batch_size):
         idx = order[start:start + cfg.batch_size]
         x = [np.asarray(images[int(i)], dtype=np.float32) for i in idx]
-        versions = ([x, _mark(marker, x, cfg.query_gain)] + ([_mark(marker, x, check_gain)] if own_check else [])
-                    + [_mark(t, x, check_gain) for t in turned])
+        versions = ([x, _mark(marker, x, cfg.query_gain)] + ([_mark(marker, x, cfg.check_strength)] if own_check else [])
+                    + [_mark(t, x, cfg.check_strength) for t in turned])
         k, n_v = len(x), len(versions)
         perm = shuffle_rng.permutation(n_v * k)  # position i of the request holds item perm[i]
         flat = [im for v in versions for im in v]
@@ -596,13 +601,13 @@ def _verify(suspect: Suspect, marker: MarkerLike, images: Sequence[np.ndarray], 
                 "label_b": int(label[0, j]), "label_w": int(label[1, j]),
             }
             if own_check:
-                entry["p_check"], entry["label_check"] = float(score[2, j]), int(label[2, j])
-            for v, side in enumerate(SIDES[:len(turned)], start=2 + own_check):
+                entry["p_check"], entry["label_check"] = float(score[own_row, j]), int(label[own_row, j])
+            for v, side in enumerate(SIDES[:len(turned)], start=own_row + 1):
                 entry[f"p_{side}"], entry[f"label_{side}"] = float(score[v, j]), int(label[v, j])
             log.append(entry)
             seqs[0].update(float(score[1, j] - score[0, j]))
-            for v, sq in enumerate(seqs[1:], start=2 + own_check):
-                sq.update(float(score[1 + own_check, j] - score[v, j]))
+            for v, sq in enumerate(seqs[1:], start=own_row + 1):
+                sq.update(float(score[own_row, j] - score[v, j]))
         if progress:
             progress(len(log), cfg.m)
         done = len(log) >= cfg.m or (cfg.test == "sequential" and all(bool(sq.rejected) for sq in seqs))

@@ -67,8 +67,8 @@ mark_only = resize_stack(np.asarray(owner.mark(ctx.X[rel.index]), np.float32), s
 
 def measures(model: torch.nn.Module, released: np.ndarray = released) -> dict[str, float]:
     sus = TorchSuspect(model, s.classes, size)
-    d = sus.predict(marked_queries)[:, t] - sus.predict(queries)[:, t]
-    out = {"dP": float(d.mean()), "wsr": float(np.mean(sus.predict(marked_queries).argmax(1) == t))}
+    p_w = sus.predict(marked_queries)
+    out = {"dP": float((p_w[:, t] - sus.predict(queries)[:, t]).mean()), "wsr": float(np.mean(p_w.argmax(1) == t))}
     for name, x in (("released", released), ("original", original), ("mark_only", mark_only)):
         p = predict_proba(model, torch.from_numpy(np.ascontiguousarray(x)))
         out[f"P_{name}"] = float(p[:, t].mean())
@@ -83,7 +83,8 @@ def line(tag: str, m: dict[str, float]) -> str:
 
 
 def in_training(seed: int) -> int:
-    tr, _ = stratified_split(ctx.y, [1.0 - 0.15, 0.15], seed)
+    vf = ctx._train_config((XMARK, s.arch, size, seed)).val_fraction  # the split train_classifier draws
+    tr, _ = stratified_split(ctx.y, [1.0 - vf, vf], seed)
     return int(np.isin(rel.index, tr).sum())
 
 
