@@ -276,14 +276,20 @@ class BenchContext:
     def _train_config(self, key: tuple) -> TrainConfig:
         _, arch, size, seed = key
         s = self.s
-        return TrainConfig(arch=arch, input_size=size, epochs=s.epochs, batch_size=s.batch_size, lr=s.lr,
+        return TrainConfig(arch=arch, input_size=size, epochs=s.epochs_for(seed), batch_size=s.batch_size, lr=s.lr,
                            patience=s.patience, seed=seed,
                            arch_kwargs=dict(s.arch_kwargs) if arch == "smallcnn" else {})
 
-    @staticmethod
-    def _name(key: tuple) -> str:
+    def _name(self, key: tuple) -> str:
         train_set, arch, size, seed = key
-        return f"{arch}@{size}px seed {seed} on {train_set}"
+        epochs = self.s.epochs_for(seed)
+        longer = "" if epochs == self.s.epochs else f", {epochs} epochs"
+        return f"{arch}@{size}px seed {seed} on {train_set}{longer}"
+
+    def _file(self, key: tuple) -> str:
+        """:func:`model_file` of ``key``, with the epochs where they are not the recipe's."""
+        epochs = self.s.epochs_for(key[3])
+        return model_file(key, None if epochs == self.s.epochs else epochs)
 
     def _keep(self, key: tuple, model: nn.Module, best_epoch: int, seconds: float,
               reused_from: Path | None = None) -> Trained:
@@ -293,7 +299,7 @@ class BenchContext:
         how = "train" if reused_from is None else f"reuse {reused_from} as"
         self.log(f"{how} {self._name(key)}: accuracy {tr.accuracy:.4f} ({tr.seconds:.0f} s)")
         self.models[key] = tr
-        self.keep_model(model_file(key), lambda path: save_checkpoint(
+        self.keep_model(self._file(key), lambda path: save_checkpoint(
             path, tr.model, kind="classifier", arch=tr.arch, arch_kwargs=tr.model.arch_kwargs,
             classes=self.s.classes, input_size=tr.input_size, config=self._train_config(key),
             extra={"benchmark": tr.spec(), "fingerprint": self.fingerprint(key), "threads": self.s.threads}),
@@ -327,7 +333,7 @@ class BenchContext:
     def reused(self, key: tuple) -> Trained | None:
         """With ``reuse_dir`` (``--reuse-models``): the classifier ``key`` loaded from it when it
         holds one with this run's :meth:`fingerprint` (then cached like a trained one), else None."""
-        lm = self.load_kept(model_file(key), lambda: self.fingerprint(key))
+        lm = self.load_kept(self._file(key), lambda: self.fingerprint(key))
         if lm is None:
             return None
         made = (lm.extra or {}).get("benchmark") or {}
@@ -354,7 +360,7 @@ class BenchContext:
             return self.models[key]
         if (tr := self.reused(key)) is not None:
             return tr
-        progress = self.log.progress(f"train {self._name(key)}", max(1, self.s.epochs // 4))
+        progress = self.log.progress(f"train {self._name(key)}", max(1, self.s.epochs_for(key[3]) // 4))
         return self._keep(key, *_fit_classifier(self.train_images(train_set, key[2]), self.y, self.s.classes,
                                                 self._train_config(key), progress))
 
@@ -451,10 +457,12 @@ class BenchContext:
         return self.cache[key]
 
 
-def model_file(key: tuple) -> str:
-    """File name of a kept classifier: ``{train_set}_{arch}_{size}px_seed{seed}.pt``."""
+def model_file(key: tuple, epochs: int | None = None) -> str:
+    """File name of a kept classifier: ``{train_set}_{arch}_{size}px_seed{seed}.pt``, with
+    ``_ep{epochs}`` before the suffix when ``epochs`` is given (suspects trained other than the
+    recipe, ``suspect_epochs``)."""
     train_set, arch, size, seed = key
-    return f"{train_set}_{arch}_{size}px_seed{seed}.pt"
+    return f"{train_set}_{arch}_{size}px_seed{seed}{'' if epochs is None else f'_ep{epochs}'}.pt"
 
 
 def _in_worker(threads: int, fn: Callable[..., Any], args: tuple) -> Any:

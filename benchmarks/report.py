@@ -323,7 +323,10 @@ def markdown(summary: dict[str, Any], parts: dict[str, Any], settings: dict[str,
         "",
         f"{s.get('n_images')} phantom images, {len(s.get('classes', [])) or 4} classes, released at "
         f"{s.get('source_size')} px, ρ = {s.get('rho')} of class {s.get('target')}; suspects {s.get('arch')} "
-        f"at {s.get('input_size')} px; m = {s.get('m')}, τ = {s.get('tau')}, α = {s.get('alpha')}, "
+        f"at {s.get('input_size')} px"
+        + (f", trained {s['suspect_epochs']} epochs (the owner's models {s.get('epochs')})"
+           if s.get("suspect_epochs") is not None else "")
+        + f"; m = {s.get('m')}, τ = {s.get('tau')}, α = {s.get('alpha')}, "
         f"query gain {s.get('query_gain', 'library default')}, {s.get('queries', 'random')} queries"
         + (f", key-specificity check ±{s['specificity']:g}°"
            + (f" at gain {s['check_gain']:g}" if s.get("check_gain") else "") + " (X-Mark)"

@@ -45,6 +45,13 @@ class BenchSettings:
     arch, arch_kwargs : surrogate / suspect architecture (kwargs apply to ``smallcnn``)
     other_arch : the second architecture of the resolution-transfer part
     epochs, patience, batch_size, lr : classifier training (early stopping on 15% val)
+    suspect_epochs : the epochs of the suspects' training (Malicious, Ind-M, resolution and
+        clean reference models: every seed from ``suspect_seed(0)`` on); None = ``epochs``. The
+        owner's models (surrogate, proxies, hardening models) keep ``epochs``, so the release
+        stays the same. Some training runs take a mark up only after the recipe's 20 epochs
+        (lab, 2026-12-07 (XXIX): two hardened-preset seeds learn it from epoch 18-19); this
+        measures how the claimed share depends on how long the suspect trained. Kept models get
+        an ``_ep{N}`` suffix, so they sit beside the recipe's in one folder
     gen_images : images (stratified, at ``input_size``) the generator is trained on
     gen_overrides : fields of ``GeneratorTrainConfig`` changed from the library default
         ({} = the generator module's own recipe)
@@ -146,6 +153,7 @@ class BenchSettings:
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     other_arch: str = "resnet18"
     epochs: int = 20
+    suspect_epochs: int | None = None
     patience: int = 5
     batch_size: int = 64
     lr: float = 1e-3
@@ -210,6 +218,13 @@ class BenchSettings:
     def suspect_seed(self, i: int = 0) -> int:
         """Seed of the i-th suspect (the surrogate uses ``seed``; suspects never share it)."""
         return self.seed + 100 + i
+
+    def epochs_for(self, seed: int) -> int:
+        """Training epochs of the classifier trained with ``seed``: ``suspect_epochs`` for
+        suspects (seeds from :meth:`suspect_seed` ``(0)`` on), ``epochs`` for the owner's models."""
+        if self.suspect_epochs is not None and seed >= self.suspect_seed(0):
+            return self.suspect_epochs
+        return self.epochs
 
     def key(self, i: int) -> int:
         """The i-th independent owner key (the owner's own key is ``owner_key``)."""
@@ -290,6 +305,8 @@ def preset(name: str, **overrides: Any) -> BenchSettings:
                          f"{s.specificity} and also_checks {list(s.also_checks)}")
     if s.check_gain is not None and not 0 < s.check_gain <= 8:
         raise ValueError(f"check_gain must be in (0, 8] or None (the query gain), got {s.check_gain}")
+    if s.suspect_epochs is not None and s.suspect_epochs < 1:
+        raise ValueError(f"suspect_epochs must be at least 1 or None (the recipe's epochs), got {s.suspect_epochs}")
     if s.resolution_seeds < 1:
         raise ValueError(f"resolution_seeds must be at least 1, got {s.resolution_seeds}")
     clash = set(s.proxy_seeds) & {s.suspect_seed(i) for i in range(max(s.malicious_seeds, s.resolution_seeds))}

@@ -522,6 +522,47 @@ def test_reuse_models_trains_nothing_the_folder_holds_and_repeats_the_run(tmp_pa
     assert log.count(f"not reusing a kept model: {bad}: not a PyTorch checkpoint") == 1  # refused once a run
 
 
+def test_suspect_epochs_train_the_suspects_longer_beside_the_recipes_models(tmp_path, monkeypatch):
+    """``suspect_epochs`` changes the suspects' training (Malicious and their clean references),
+    not the owner's models: a run reusing a recipe run's folder retrains only the suspects,
+    and keeps them beside the recipe's files instead of over them."""
+    import benchmarks.context as C
+
+    torch.set_num_threads(1)
+    kept, base = tmp_path / "models", preset("micro", baselines=[], malicious_seeds=1)
+    run_benchmark(base, tmp_path / "a", ["protocol"], Log(quiet=True), kept)
+    before = {f.name: f.read_bytes() for f in kept.iterdir()}
+    epochs: dict[int, int] = {}
+    real = C._fit_classifier
+
+    def recording(X, y, classes, cfg, progress=None):
+        epochs[cfg.seed] = cfg.epochs
+        return real(X, y, classes, cfg, progress)
+
+    monkeypatch.setattr(C, "_fit_classifier", recording)
+    longer = preset("micro", baselines=[], malicious_seeds=1, suspect_epochs=3)
+    assert longer.epochs == 1 and longer.epochs_for(longer.seed) == 1
+    assert longer.epochs_for(longer.proxy_seeds[0]) == 1 and longer.epochs_for(longer.suspect_seed(0)) == 3
+    summary, problems = run_benchmark(longer, tmp_path / "b", ["protocol"], Log(quiet=True), kept, kept)
+    assert problems == [] and summary["xmark"]["malicious"]["p"] is not None
+    seed, size = longer.suspect_seed(0), longer.input_size
+    assert epochs == {seed: 3}  # one clean reference and one Malicious suspect, both seed 0's
+    added = sorted(f.name for f in kept.iterdir() if f.name not in before)
+    assert added == [f"clean_smallcnn_{size}px_seed{seed}_ep3.pt", f"xmark_smallcnn_{size}px_seed{seed}_ep3.pt"]
+    assert all((kept / name).read_bytes() == data for name, data in before.items())  # the recipe's files untouched
+    assert load_checkpoint(kept / added[1]).config["epochs"] == 3
+    run = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert {(m["train_set"], m["seed"]): m["reused_from"] is not None for m in run["models"]} == {
+        ("clean", longer.seed): True, ("xmark", longer.proxy_seeds[0]): True,
+        ("clean", seed): False, ("xmark", seed): False}
+    assert f"at {size} px, trained 3 epochs (the owner's models 1); m = " in (tmp_path / "b" / "table.md").read_text()
+    epochs.clear()  # and a second run reuses the longer suspects from their own files
+    again, _ = run_benchmark(longer, tmp_path / "c", ["protocol"], Log(quiet=True), None, kept)
+    assert epochs == {} and json.dumps(again) == json.dumps(summary)
+    with pytest.raises(ValueError, match="suspect_epochs must be at least 1"):
+        preset("micro", suspect_epochs=0)
+
+
 def test_brief_keeps_each_test_of_a_claim():
     from benchmarks.context import brief
 
