@@ -370,6 +370,18 @@ class OrientedMarker(CornerMarker):
         return OrientedMarker(self.angle + degrees)
 
 
+class CountingMarker(OrientedMarker):
+    """An :class:`OrientedMarker` that counts its own passes (its turned copies are plain ones)."""
+
+    def __init__(self, angle: float = 0.0):
+        super().__init__(angle)
+        self.calls = 0
+
+    def mark(self, images):
+        self.calls += 1
+        return super().mark(images)
+
+
 @pytest.fixture()
 def learner():
     """A suspect that answers the corner's brightness gradually (no saturation at 0.5)."""
@@ -442,10 +454,11 @@ def test_a_lower_check_gain_takes_the_check_off_the_ceiling(learner):
     assert not ceiling.decision and stream_queries(ceiling) == {"main": 14, "minus": None, "plus": None}
     assert run_verification(learner, OrientedMarker(0.0), images, ids, TARGET,
                             dataclasses.replace(cfg, check_gain=2.0)).log == ceiling.log  # = the query gain
-    spy = Spy(learner)
+    spy, owner = Spy(learner), CountingMarker(0.0)
     low = dataclasses.replace(cfg, check_gain=1.0)
-    r = run_verification(spy, OrientedMarker(0.0), images, ids, TARGET, low)
+    r = run_verification(spy, owner, images, ids, TARGET, low)
     assert r.decision and stream_queries(r) == {"main": 14, "minus": 20, "plus": 20} and r.n_queries == 20
+    assert owner.calls == 2  # one pass of the owner's marker per batch gives both of its gains
     assert r.details["specificity"]["plus"]["delta_p"] > 0.3
     assert [len(req) for req in spy.requests] == [50, 50]  # five versions per image
     corner = sorted({round(float(im[:4, :4].mean()), 3) for im in spy.requests[0]})

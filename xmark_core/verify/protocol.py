@@ -351,7 +351,13 @@ def choose_queries(marker: MarkerLike, images: Sequence[np.ndarray], cfg: Verify
 
 def _mark(marker: MarkerLike, images: list[np.ndarray], gain: float = 1.0) -> list[np.ndarray]:
     """Mark images, batching those that share a shape; ``gain`` scales the mark."""
-    out: list[np.ndarray | None] = [None] * len(images)
+    return _marks(marker, images, (gain,))[0]
+
+
+def _marks(marker: MarkerLike, images: list[np.ndarray], gains: Sequence[float]) -> list[list[np.ndarray]]:
+    """The images marked at each of ``gains`` (one list per gain) from one pass of the marker:
+    a gain scales the same mark, so the query gain and the key check's own gain need no second pass."""
+    out: list[list[np.ndarray | None]] = [[None] * len(images) for _ in gains]
     by_shape: dict[tuple, list[int]] = {}
     for i, im in enumerate(images):
         by_shape.setdefault(im.shape, []).append(i)
@@ -359,11 +365,11 @@ def _mark(marker: MarkerLike, images: list[np.ndarray], gain: float = 1.0) -> li
         marked = np.asarray(marker.mark(np.stack([images[i] for i in idx])), dtype=np.float32)
         if marked.shape != (len(idx), *images[idx[0]].shape):
             raise ValueError(f"marker returned shape {marked.shape} for {len(idx)} images of {images[idx[0]].shape}")
-        if gain != 1.0:
-            orig = np.stack([images[i] for i in idx]).astype(np.float32)
-            marked = np.clip(orig + gain * (marked - orig), 0.0, 1.0)
-        for k, i in enumerate(idx):
-            out[i] = marked[k]
+        orig = np.stack([images[i] for i in idx]).astype(np.float32)
+        for g, gain in enumerate(gains):
+            scaled = marked if gain == 1.0 else np.clip(orig + gain * (marked - orig), 0.0, 1.0)
+            for k, i in enumerate(idx):
+                out[g][i] = scaled[k]
     return out  # type: ignore[return-value]
 
 
@@ -584,8 +590,8 @@ def _verify(suspect: Suspect, marker: MarkerLike, images: Sequence[np.ndarray], 
     for start in range(0, cfg.m, cfg.batch_size):
         idx = order[start:start + cfg.batch_size]
         x = [np.asarray(images[int(i)], dtype=np.float32) for i in idx]
-        versions = ([x, _mark(marker, x, cfg.query_gain)] + ([_mark(marker, x, cfg.check_strength)] if own_check else [])
-                    + [_mark(t, x, cfg.check_strength) for t in turned])
+        owners = _marks(marker, x, (cfg.query_gain, cfg.check_strength) if own_check else (cfg.query_gain,))
+        versions = [x, *owners] + [_mark(t, x, cfg.check_strength) for t in turned]
         k, n_v = len(x), len(versions)
         perm = shuffle_rng.permutation(n_v * k)  # position i of the request holds item perm[i]
         flat = [im for v in versions for im in v]
