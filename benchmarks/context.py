@@ -282,14 +282,12 @@ class BenchContext:
 
     def _name(self, key: tuple) -> str:
         train_set, arch, size, seed = key
-        epochs = self.s.epochs_for(seed)
-        longer = "" if epochs == self.s.epochs else f", {epochs} epochs"
-        return f"{arch}@{size}px seed {seed} on {train_set}{longer}"
+        other = self.s.other_epochs(seed)
+        return f"{arch}@{size}px seed {seed} on {train_set}" + ("" if other is None else f", {other} epochs")
 
     def _file(self, key: tuple) -> str:
         """:func:`model_file` of ``key``, with the epochs where they are not the recipe's."""
-        epochs = self.s.epochs_for(key[3])
-        return model_file(key, None if epochs == self.s.epochs else epochs)
+        return model_file(key, self.s.other_epochs(key[3]))
 
     def _keep(self, key: tuple, model: nn.Module, best_epoch: int, seconds: float,
               reused_from: Path | None = None) -> Trained:

@@ -222,9 +222,14 @@ class BenchSettings:
     def epochs_for(self, seed: int) -> int:
         """Training epochs of the classifier trained with ``seed``: ``suspect_epochs`` for
         suspects (seeds from :meth:`suspect_seed` ``(0)`` on), ``epochs`` for the owner's models."""
-        if self.suspect_epochs is not None and seed >= self.suspect_seed(0):
-            return self.suspect_epochs
-        return self.epochs
+        return self.epochs if self.other_epochs(seed) is None else self.suspect_epochs  # type: ignore[return-value]
+
+    def other_epochs(self, seed: int) -> int | None:
+        """``suspect_epochs`` where the model trained with ``seed`` trains other than the recipe's
+        ``epochs`` (what its name and kept file state), else None."""
+        if self.suspect_epochs in (None, self.epochs) or seed < self.suspect_seed(0):
+            return None
+        return self.suspect_epochs
 
     def key(self, i: int) -> int:
         """The i-th independent owner key (the owner's own key is ``owner_key``)."""

@@ -543,6 +543,8 @@ def test_suspect_epochs_train_the_suspects_longer_beside_the_recipes_models(tmp_
     longer = preset("micro", baselines=[], malicious_seeds=1, suspect_epochs=3)
     assert longer.epochs == 1 and longer.epochs_for(longer.seed) == 1
     assert longer.epochs_for(longer.proxy_seeds[0]) == 1 and longer.epochs_for(longer.suspect_seed(0)) == 3
+    assert longer.other_epochs(longer.seed) is None and longer.other_epochs(longer.suspect_seed(0)) == 3
+    assert preset("micro", suspect_epochs=1).other_epochs(longer.suspect_seed(0)) is None  # the recipe's own
     summary, problems = run_benchmark(longer, tmp_path / "b", ["protocol"], Log(quiet=True), kept, kept)
     assert problems == [] and summary["xmark"]["malicious"]["p"] is not None
     seed, size = longer.suspect_seed(0), longer.input_size

@@ -365,7 +365,7 @@ def _marks(marker: MarkerLike, images: list[np.ndarray], gains: Sequence[float])
         marked = np.asarray(marker.mark(np.stack([images[i] for i in idx])), dtype=np.float32)
         if marked.shape != (len(idx), *images[idx[0]].shape):
             raise ValueError(f"marker returned shape {marked.shape} for {len(idx)} images of {images[idx[0]].shape}")
-        orig = np.stack([images[i] for i in idx]).astype(np.float32)
+        orig = np.stack([images[i] for i in idx]).astype(np.float32) if any(g != 1.0 for g in gains) else None
         for g, gain in enumerate(gains):
             scaled = marked if gain == 1.0 else np.clip(orig + gain * (marked - orig), 0.0, 1.0)
             for k, i in enumerate(idx):
